@@ -1,0 +1,237 @@
+use std::ptr::NonNull;
+
+use dpdk_sys as sys;
+
+use super::error::{check, DpdkError};
+
+/// One owned packet buffer (`rte_mbuf`). Dropping it returns it (and any chained segments) to
+/// its pool.
+///
+/// `data`/`data_mut` cover the first segment; packets the appliance builds or receives at the
+/// configured MTU are single-segment, and [`Mbuf::linearize`] makes any other one so.
+#[repr(transparent)]
+pub struct Mbuf(NonNull<sys::rte_mbuf>);
+
+// SAFETY: an Mbuf is the sole owner of its buffer; moving it to another thread moves that
+// ownership. Returning it to the pool from any thread is allowed by the mempool ops.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// Takes ownership of a raw mbuf.
+    ///
+    /// # Safety
+    /// `ptr` must be a valid mbuf that nothing else owns or will free.
+    #[inline(always)]
+    pub(super) unsafe fn from_raw(ptr: NonNull<sys::rte_mbuf>) -> Mbuf {
+        Mbuf(ptr)
+    }
+
+    #[inline(always)]
+    fn raw(&self) -> &sys::rte_mbuf {
+        // SAFETY: we own a valid mbuf for as long as self lives.
+        unsafe { self.0.as_ref() }
+    }
+
+    #[inline(always)]
+    fn raw_mut(&mut self) -> &mut sys::rte_mbuf {
+        // SAFETY: we own the mbuf exclusively; &mut self makes the borrow unique.
+        unsafe { self.0.as_mut() }
+    }
+
+    /// Bytes of the first segment.
+    #[inline(always)]
+    pub fn data(&self) -> &[u8] {
+        let m = self.raw();
+        // SAFETY: buf_addr + data_off .. + data_len lies inside the mbuf's buffer by DPDK's
+        // invariants, and is initialised packet data.
+        unsafe {
+            std::slice::from_raw_parts(
+                (m.buf_addr as *const u8).add(usize::from(m.data_off)),
+                usize::from(m.data_len),
+            )
+        }
+    }
+
+    /// Mutable bytes of the first segment.
+    #[inline(always)]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let m = self.raw_mut();
+        // SAFETY: as in `data`, and we hold the only reference.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                (m.buf_addr as *mut u8).add(usize::from(m.data_off)),
+                usize::from(m.data_len),
+            )
+        }
+    }
+
+    /// Length of the whole packet (all segments).
+    #[inline(always)]
+    pub fn pkt_len(&self) -> u32 {
+        self.raw().pkt_len
+    }
+
+    /// Length of the first segment.
+    #[inline(always)]
+    pub fn data_len(&self) -> u16 {
+        self.raw().data_len
+    }
+
+    /// Number of chained segments.
+    #[inline(always)]
+    pub fn segments(&self) -> u16 {
+        self.raw().nb_segs
+    }
+
+    /// Whether all bytes are in the first segment.
+    #[inline(always)]
+    pub fn is_contiguous(&self) -> bool {
+        self.raw().nb_segs == 1
+    }
+
+    /// Free bytes in front of the data (room for `prepend`).
+    #[inline(always)]
+    pub fn headroom(&self) -> u16 {
+        self.raw().data_off
+    }
+
+    /// Free bytes after the data of the last segment (room for `append`).
+    #[inline(always)]
+    pub fn tailroom(&self) -> u16 {
+        // SAFETY: valid owned mbuf.
+        unsafe { sys::rte_pktmbuf_tailroom(self.0.as_ptr()) }
+    }
+
+    /// Grows the packet by `len` bytes at the front and returns them, or `None` (packet
+    /// unchanged) when the headroom is too small.
+    #[inline(always)]
+    pub fn prepend(&mut self, len: u16) -> Option<&mut [u8]> {
+        // SAFETY: valid owned mbuf; DPDK checks the headroom and returns NULL if short.
+        let p = unsafe { sys::rte_pktmbuf_prepend(self.0.as_ptr(), len) };
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: p points at `len` bytes DPDK just made part of the first segment.
+        Some(unsafe { std::slice::from_raw_parts_mut(p as *mut u8, usize::from(len)) })
+    }
+
+    /// Grows the packet by `len` bytes at the end of the last segment and returns them, or
+    /// `None` (unchanged) when the tailroom is too small.
+    #[inline(always)]
+    pub fn append(&mut self, len: u16) -> Option<&mut [u8]> {
+        // SAFETY: valid owned mbuf; DPDK checks the tailroom and returns NULL if short.
+        let p = unsafe { sys::rte_pktmbuf_append(self.0.as_ptr(), len) };
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: p points at `len` bytes DPDK just appended (uninitialised packet bytes of a
+        // buffer DPDK allocated; u8 has no invalid values). We zero them for determinism.
+        let s = unsafe { std::slice::from_raw_parts_mut(p as *mut u8, usize::from(len)) };
+        s.fill(0);
+        Some(s)
+    }
+
+    /// Removes `len` bytes from the front of the packet. False (unchanged) if the first segment
+    /// is shorter than `len`.
+    #[inline(always)]
+    pub fn adj(&mut self, len: u16) -> bool {
+        // SAFETY: valid owned mbuf; DPDK checks the length.
+        !unsafe { sys::rte_pktmbuf_adj(self.0.as_ptr(), len) }.is_null()
+    }
+
+    /// Removes `len` bytes from the end of the packet. False (unchanged) if the last segment is
+    /// shorter than `len`.
+    #[inline(always)]
+    pub fn trim(&mut self, len: u16) -> bool {
+        // SAFETY: valid owned mbuf; DPDK checks the length.
+        unsafe { sys::rte_pktmbuf_trim(self.0.as_ptr(), len) == 0 }
+    }
+
+    /// The NIC's RSS hash of the packet, if the port computed one.
+    #[inline(always)]
+    pub fn rss_hash(&self) -> Option<u32> {
+        let m = self.raw();
+        if m.ol_flags & u64::from(sys::RTE_MBUF_F_RX_RSS_HASH) != 0 {
+            // SAFETY: the RX_RSS_HASH flag says the `rss` member of the hash union is valid.
+            Some(unsafe { m.__bindgen_anon_2.hash.rss })
+        } else {
+            None
+        }
+    }
+
+    /// Offload flags (`RTE_MBUF_F_*`): RX results or TX requests.
+    #[inline(always)]
+    pub fn ol_flags(&self) -> u64 {
+        self.raw().ol_flags
+    }
+
+    /// Whether the NIC checked the IPv4 header checksum and found it bad.
+    #[inline(always)]
+    pub fn rx_ip_checksum_bad(&self) -> bool {
+        self.raw().ol_flags & sys::RTE_MBUF_F_RX_IP_CKSUM_MASK as u64
+            == sys::RTE_MBUF_F_RX_IP_CKSUM_BAD as u64
+    }
+
+    /// Whether the NIC checked the L4 checksum and found it bad.
+    #[inline(always)]
+    pub fn rx_l4_checksum_bad(&self) -> bool {
+        self.raw().ol_flags & sys::RTE_MBUF_F_RX_L4_CKSUM_MASK as u64
+            == sys::RTE_MBUF_F_RX_L4_CKSUM_BAD as u64
+    }
+
+    /// Asks the NIC to compute checksums: `flags` are `RTE_MBUF_F_TX_*` bits, the lengths are
+    /// those of the headers the flags refer to (L2, L3, L4).
+    #[inline(always)]
+    pub fn set_tx_offload(&mut self, flags: u64, l2_len: u8, l3_len: u16, l4_len: u8) {
+        let m = self.raw_mut();
+        m.ol_flags = (m.ol_flags & !(sys::RTE_MBUF_F_TX_OFFLOAD_MASK as u64)) | flags;
+        // tx_offload bit layout (rte_mbuf_core.h): l2_len:7, l3_len:9, l4_len:8.
+        let packed =
+            u64::from(l2_len & 0x7f) | (u64::from(l3_len & 0x1ff) << 7) | (u64::from(l4_len) << 16);
+        m.__bindgen_anon_3.tx_offload = packed;
+    }
+
+    /// The port the packet came in on.
+    #[inline(always)]
+    pub fn port(&self) -> u16 {
+        self.raw().port
+    }
+
+    /// Copies a chained packet into its first segment. Fails if it does not fit.
+    pub fn linearize(&mut self) -> Result<(), DpdkError> {
+        if self.is_contiguous() {
+            return Ok(());
+        }
+        // SAFETY: valid owned mbuf; DPDK frees the emptied segments itself.
+        check("rte_pktmbuf_linearize", unsafe {
+            sys::rte_pktmbuf_linearize(self.0.as_ptr())
+        })
+        .map(|_| ())
+    }
+
+    /// Gives up ownership (for handing the mbuf to DPDK).
+    #[inline(always)]
+    pub(super) fn into_raw(self) -> NonNull<sys::rte_mbuf> {
+        let p = self.0;
+        std::mem::forget(self);
+        p
+    }
+}
+
+impl Drop for Mbuf {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf; after this nothing refers to it.
+        unsafe { sys::rte_pktmbuf_free(self.0.as_ptr()) }
+    }
+}
+
+impl std::fmt::Debug for Mbuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mbuf")
+            .field("pkt_len", &self.pkt_len())
+            .field("segments", &self.segments())
+            .field("port", &self.port())
+            .finish()
+    }
+}

@@ -1,0 +1,6 @@
+//! pxtr: a LISP Proxy Tunnel Router appliance on DPDK.
+//!
+//! Layers (see docs/architecture.md): `dpdk` is the only code that touches DPDK; `config` loads
+//! and validates the appliance configuration; `app` brings the appliance up from a config.
+
+pub mod dpdk;
