@@ -3,4 +3,6 @@
 //! Layers (see docs/architecture.md): `dpdk` is the only code that touches DPDK; `config` loads
 //! and validates the appliance configuration; `app` brings the appliance up from a config.
 
+pub mod app;
+pub mod config;
 pub mod dpdk;

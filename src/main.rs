@@ -1,1 +1,130 @@
-fn main() {}
+//! The `pxtr` command.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use pxtr::app::{self, RunOptions};
+use pxtr::config::{self, Config, ConfigError};
+
+#[derive(Parser)]
+#[command(name = "pxtr", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("PXTR_GIT_COMMIT"), ", DPDK ", env!("PXTR_DPDK_VERSION"), ")"), about = "LISP Proxy Tunnel Router appliance on DPDK")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the appliance: EAL, ports and worker lcores from the config, until SIGINT/SIGTERM.
+    Run {
+        /// Configuration file (TOML). Without it, the embedded lab on virtual devices runs.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Stop by itself after this many seconds.
+        #[arg(long, value_name = "SECONDS")]
+        duration: Option<f64>,
+    },
+    /// Validate a configuration file: print every problem (exit 1) or a summary (exit 0).
+    CheckConfig {
+        /// Configuration file (TOML).
+        file: PathBuf,
+        /// Also print the EAL arguments the file implies.
+        #[arg(long)]
+        eal_args: bool,
+    },
+    /// Print the embedded default (lab) configuration.
+    DefaultConfig,
+}
+
+fn init_logging(filter: &str) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .unwrap_or_else(|| filter.to_owned());
+    let env_filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(env_filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, ConfigError> {
+    match path {
+        Some(p) => config::load_file(p),
+        None => config::load_str(
+            config::EMBEDDED_LAB,
+            std::path::Path::new("<embedded lab config>"),
+            None,
+        ),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file, eal_args } => match config::load_file(&file) {
+            Ok(cfg) => {
+                println!("{}: OK", file.display());
+                print!("{}", cfg.summary());
+                if eal_args {
+                    println!("eal args: {}", cfg.eal_args().join(" "));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::DefaultConfig => {
+            print!("{}", config::EMBEDDED_LAB);
+            ExitCode::SUCCESS
+        }
+        Command::Run { config, duration } => {
+            let cfg = match load(config.as_ref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(1);
+                }
+            };
+            init_logging(&cfg.control.log_level);
+            let duration = match duration {
+                Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
+                Some(s) => {
+                    eprintln!("--duration {s}: expected a positive number of seconds");
+                    return ExitCode::from(2);
+                }
+                None => None,
+            };
+            match app::run(&cfg, &RunOptions { duration }) {
+                Ok(report) => {
+                    for w in &report.workers {
+                        println!(
+                            "worker lcore {}: {} packets, {} bytes received",
+                            w.lcore, w.counters.rx_packets, w.counters.rx_bytes
+                        );
+                    }
+                    println!(
+                        "mbufs back in the pool: {}/{}",
+                        report.mbufs_total - report.mbufs_leaked,
+                        report.mbufs_total
+                    );
+                    if report.mbufs_leaked == 0 {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(3)
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("pxtr: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}

@@ -528,7 +528,17 @@ impl RxQueue {
     /// Receives into the free capacity of `out` (never allocates); returns how many arrived.
     #[inline(always)]
     pub fn rx_burst<const N: usize>(&mut self, out: &mut ArrayVec<Mbuf, N>) -> usize {
-        let room = out.remaining_capacity().min(usize::from(u16::MAX));
+        self.rx_burst_upto(out, N)
+    }
+
+    /// Receives at most `max` packets into the free capacity of `out`.
+    #[inline(always)]
+    pub fn rx_burst_upto<const N: usize>(
+        &mut self,
+        out: &mut ArrayVec<Mbuf, N>,
+        max: usize,
+    ) -> usize {
+        let room = out.remaining_capacity().min(max).min(usize::from(u16::MAX));
         if room == 0 {
             return 0;
         }

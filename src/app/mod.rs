@@ -1,0 +1,290 @@
+//! `pxtr run`: brings EAL, the packet pool, the ports and the worker lcores up from a config,
+//! runs the control loop on the main lcore until SIGINT/SIGTERM (or a set duration), then stops
+//! workers and ports and checks that every mbuf came back.
+
+mod worker;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, PortRole};
+use crate::dpdk::{
+    self, DpdkError, Eal, LcoreJoin, Mempool, MempoolConfig, Port, PortConfig, StopFlag,
+};
+
+pub use worker::{WorkerCounters, WorkerReport};
+
+/// Why the appliance could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("DPDK: {0}")]
+    Dpdk(#[from] DpdkError),
+    #[error("port {port} ({device}): {source}")]
+    Port {
+        port: String,
+        device: String,
+        #[source]
+        source: DpdkError,
+    },
+    #[error("worker on lcore {lcore}: {source}")]
+    Worker {
+        lcore: u32,
+        #[source]
+        source: DpdkError,
+    },
+    #[error("cannot install the {signal} handler: {source}")]
+    Signal {
+        signal: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Options of one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop by itself after this long (labs, demos, tests); None runs until a signal.
+    pub duration: Option<Duration>,
+}
+
+/// What a run did, reported when it ends.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    pub workers: Vec<WorkerReport>,
+    /// Mbufs still out of the pool after everything stopped (0 is the only good answer).
+    pub mbufs_leaked: u32,
+    pub mbufs_total: u32,
+}
+
+struct Running {
+    ports: Vec<(String, Port)>,
+    workers: Vec<(LcoreJoin<WorkerReport>, Arc<WorkerCounters>)>,
+}
+
+/// Runs the appliance described by `cfg` until a signal or `opts.duration`.
+pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, AppError> {
+    let stop = StopFlag::new();
+    let reload = Arc::new(AtomicBool::new(false));
+    for (sig, name) in [
+        (signal_hook::consts::SIGINT, "SIGINT"),
+        (signal_hook::consts::SIGTERM, "SIGTERM"),
+    ] {
+        signal_hook::flag::register(sig, stop.as_atomic().clone()).map_err(|source| {
+            AppError::Signal {
+                signal: name,
+                source,
+            }
+        })?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone()).map_err(|source| {
+        AppError::Signal {
+            signal: "SIGHUP",
+            source,
+        }
+    })?;
+
+    let eal_args = cfg.eal_args();
+    tracing::info!(appliance = %cfg.appliance.name, role = %cfg.role(), args = %eal_args.join(" "), "starting DPDK EAL");
+    let eal = Eal::init(&eal_args)?;
+    let pool = Mempool::new(
+        &eal,
+        "pxtr_mbufs",
+        MempoolConfig {
+            mbufs: cfg.mempool.mbufs,
+            cache: cfg.mempool.cache,
+            data_room: cfg.mempool.data_room,
+            socket: None,
+        },
+    )?;
+    let mbufs_total = pool.size();
+    let report = {
+        let mut running = start(cfg, &eal, &pool, &stop)?;
+        control_loop(cfg, opts, &stop, &reload, &running);
+        shutdown(&stop, &mut running)
+    };
+    // Ports are closed and workers joined: every mbuf must be back.
+    let leaked = pool.in_use();
+    if leaked == 0 {
+        tracing::info!(mbufs = mbufs_total, "all mbufs back in the pool");
+    } else {
+        tracing::error!(
+            leaked,
+            total = mbufs_total,
+            "mbufs not returned to the pool"
+        );
+    }
+    Ok(RunReport {
+        workers: report?,
+        mbufs_leaked: leaked,
+        mbufs_total,
+    })
+}
+
+fn start(cfg: &Config, eal: &Eal, pool: &Mempool, stop: &StopFlag) -> Result<Running, AppError> {
+    let tx_queues = cfg.tx_queues_per_port();
+    let mut ports = Vec::new();
+    for p in &cfg.ports {
+        let pc = PortConfig {
+            rx_queues: p.rx_queues,
+            tx_queues,
+            rx_descriptors: p.rx_descriptors,
+            tx_descriptors: p.tx_descriptors,
+            mtu: Some(p.mtu),
+            promiscuous: p.promiscuous(),
+            rss: true,
+        };
+        let port = Port::open(eal, &p.device, &pc, pool).map_err(|source| AppError::Port {
+            port: p.name.clone(),
+            device: p.device.clone(),
+            source,
+        })?;
+        match port.link() {
+            Ok(l) => {
+                tracing::info!(port = %p.name, role = ?p.role.unwrap_or(PortRole::Eid), up = l.up, speed_mbps = l.speed_mbps, "link")
+            }
+            Err(e) => tracing::warn!(port = %p.name, error = %e, "link state unknown"),
+        }
+        ports.push((p.name.clone(), port));
+    }
+    let mut running = Running {
+        ports,
+        workers: Vec::new(),
+    };
+    for (i, w) in cfg.lcores.workers.iter().enumerate() {
+        let lcore = w.lcore.unwrap_or_default();
+        let port_index = running
+            .ports
+            .iter()
+            .position(|(n, _)| *n == w.port)
+            .expect("validated: every worker names a configured port");
+        let rx = running.ports[port_index]
+            .1
+            .take_rx_queue(w.queue)
+            .expect("validated: each (port, queue) has one worker");
+        // Each worker owns TX queue i on every port (the control core owns the last one).
+        let txs: Vec<_> = running
+            .ports
+            .iter_mut()
+            .map(|(_, p)| {
+                p.take_tx_queue(i as u16)
+                    .expect("tx_queues_per_port covers every worker")
+            })
+            .collect();
+        let counters = Arc::new(WorkerCounters::default());
+        let job = worker::Worker {
+            lcore,
+            rx,
+            txs,
+            counters: counters.clone(),
+            stop: stop.clone(),
+            burst: usize::from(cfg.dataplane.burst),
+            idle: cfg.dataplane.idle,
+            idle_max_sleep: Duration::from_micros(u64::from(cfg.dataplane.idle_max_sleep_us)),
+        };
+        let handle = dpdk::launch(eal, lcore, move || job.run())
+            .map_err(|source| AppError::Worker { lcore, source })?;
+        tracing::info!(lcore, port = %w.port, queue = w.queue, "worker started");
+        running.workers.push((handle, counters));
+    }
+    if running.workers.is_empty() {
+        tracing::info!(
+            "no worker lcores configured (role {}): control core only",
+            cfg.role()
+        );
+    }
+    Ok(running)
+}
+
+fn control_loop(
+    cfg: &Config,
+    opts: &RunOptions,
+    stop: &StopFlag,
+    reload: &AtomicBool,
+    running: &Running,
+) {
+    let started = Instant::now();
+    let interval = Duration::from_secs(u64::from(cfg.control.stats_interval_s));
+    let mut next_stats = started + interval;
+    tracing::info!("running; Ctrl-C or SIGTERM stops");
+    while !stop.is_stopped() {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = Instant::now();
+        if opts.duration.is_some_and(|d| now - started >= d) {
+            tracing::info!("run duration reached");
+            break;
+        }
+        if reload.swap(false, Ordering::AcqRel) {
+            tracing::warn!("SIGHUP received: live reload is not available in this version; restart pxtr to apply a changed config");
+        }
+        if !interval.is_zero() && now >= next_stats {
+            next_stats = now + interval;
+            log_stats(running);
+        }
+        for (join, _) in &running.workers {
+            if join.is_finished() {
+                tracing::error!(
+                    lcore = join.lcore(),
+                    "a worker stopped on its own: shutting down"
+                );
+                stop.stop();
+            }
+        }
+    }
+}
+
+fn log_stats(running: &Running) {
+    for (join, c) in &running.workers {
+        let s = c.snapshot();
+        tracing::info!(
+            lcore = join.lcore(),
+            rx_packets = s.rx_packets,
+            rx_bytes = s.rx_bytes,
+            bursts = s.bursts,
+            "worker"
+        );
+    }
+    for (name, port) in &running.ports {
+        if let Ok(s) = port.stats() {
+            tracing::info!(port = %name, rx = s.rx_packets, tx = s.tx_packets, rx_missed = s.rx_missed,
+                rx_errors = s.rx_errors, tx_errors = s.tx_errors, rx_nombuf = s.rx_nombuf, "port");
+        }
+    }
+}
+
+fn shutdown(stop: &StopFlag, running: &mut Running) -> Result<Vec<WorkerReport>, AppError> {
+    tracing::info!("stopping workers");
+    stop.stop();
+    let mut reports = Vec::new();
+    let mut first_err = None;
+    for (join, _) in running.workers.drain(..) {
+        let lcore = join.lcore();
+        match join.join() {
+            Ok(r) => {
+                tracing::info!(
+                    lcore,
+                    rx_packets = r.counters.rx_packets,
+                    rx_bytes = r.counters.rx_bytes,
+                    "worker stopped"
+                );
+                reports.push(r);
+            }
+            Err(source) => {
+                tracing::error!(lcore, error = %source, "worker failed");
+                first_err.get_or_insert(AppError::Worker { lcore, source });
+            }
+        }
+    }
+    log_stats(running);
+    for (name, port) in running.ports.drain(..) {
+        if let Err(e) = port.stop() {
+            tracing::warn!(port = %name, error = %e, "stopping port");
+        }
+        drop(port);
+        tracing::info!(port = %name, "port closed");
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(reports),
+    }
+}

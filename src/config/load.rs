@@ -1,0 +1,349 @@
+//! Loading: TOML file + `PXTR_*` environment overrides (the `config` crate), typed
+//! deserialization that collects every type error, then semantic validation; each problem gets
+//! the file's line (or the environment variable) it came from.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use config::{Environment, File, FileFormat, Value, ValueKind};
+use toml_edit::{ImDocument, Item};
+
+use super::error::{ConfigError, Issue};
+use super::model::Config;
+use super::validate::validate;
+
+/// Environment variables override file keys: `PXTR_<SECTION>__<KEY>`, e.g.
+/// `PXTR_EAL__MEMORY_MB=512` or `PXTR_APPLIANCE__NAME=pxtr-2`. Arrays cannot be overridden.
+pub const ENV_PREFIX: &str = "PXTR";
+const ENV_SEPARATOR: &str = "__";
+
+/// How many type errors one load reports before giving up on the rest of the file.
+const MAX_TYPE_ERRORS: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn parse_path(path: &str) -> Vec<Seg> {
+    let mut out = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (key, mut rest) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !key.is_empty() {
+            out.push(Seg::Key(key.to_owned()));
+        }
+        while let Some(stripped) = rest.strip_prefix('[') {
+            let Some(end) = stripped.find(']') else { break };
+            if let Ok(i) = stripped[..end].parse() {
+                out.push(Seg::Index(i));
+            }
+            rest = &stripped[end + 1..];
+        }
+    }
+    out
+}
+
+fn format_path(segs: &[Seg]) -> String {
+    let mut s = String::new();
+    for seg in segs {
+        match seg {
+            Seg::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+fn segs_of(err_path: &serde_path_to_error::Path) -> Vec<Seg> {
+    use serde_path_to_error::Segment;
+    err_path
+        .iter()
+        .filter_map(|s| match s {
+            Segment::Seq { index } => Some(Seg::Index(*index)),
+            Segment::Map { key } => Some(Seg::Key(key.clone())),
+            Segment::Enum { .. } | Segment::Unknown => None,
+        })
+        .collect()
+}
+
+/// Loads and validates a configuration file, with `PXTR_*` overrides from the process
+/// environment.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        file: path.to_owned(),
+        source,
+    })?;
+    load_str(&text, path, None)
+}
+
+/// Loads and validates configuration text; `origin` names it in errors. `env` replaces the
+/// process environment as the source of `PXTR_*` overrides when given (tests).
+pub fn load_str(
+    text: &str,
+    origin: &Path,
+    env: Option<HashMap<String, String>>,
+) -> Result<Config, ConfigError> {
+    let doc = ImDocument::parse(text.to_owned()).map_err(|e| {
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+        ConfigError::Syntax {
+            file: origin.to_owned(),
+            line,
+            column,
+            message: e.message().trim().to_owned(),
+        }
+    })?;
+    let env_source = Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator("_")
+        .separator(ENV_SEPARATOR)
+        .try_parsing(true)
+        .source(env.map(|m| m.into_iter().collect()));
+    let merged = config::Config::builder()
+        .add_source(File::from_str(text, FileFormat::Toml))
+        .add_source(env_source)
+        .build()
+        .map_err(|e| ConfigError::Environment {
+            file: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+    let original = merged.cache;
+    let mut tree = original.clone();
+
+    let (config, mut issues) = deserialize_collecting(&mut tree);
+    let bad_paths: Vec<String> = issues.iter().map(|i| i.path.clone()).collect();
+    for issue in validate(&config) {
+        // Skip follow-on reports about a value already reported as malformed.
+        if bad_paths.iter().any(|b| {
+            issue.path == *b
+                || issue.path.starts_with(&format!("{b}."))
+                || issue.path.starts_with(&format!("{b}["))
+        }) {
+            continue;
+        }
+        issues.push(issue);
+    }
+    if issues.is_empty() {
+        return Ok(config);
+    }
+    for issue in &mut issues {
+        let segs = parse_path(&issue.path);
+        issue.env_var = env_var_for(&original, &segs);
+        issue.line = line_of(&doc, text, &segs);
+    }
+    Err(ConfigError::Invalid {
+        file: origin.to_owned(),
+        issues,
+    })
+}
+
+/// The `PXTR_*` variable that set the value at `segs`, if the environment set it.
+fn env_var_for(tree: &Value, segs: &[Seg]) -> Option<String> {
+    let v = node(tree, segs)?;
+    if v.origin() != Some("the environment") {
+        return None;
+    }
+    let keys: Vec<String> = segs
+        .iter()
+        .map(|s| match s {
+            Seg::Key(k) => k.to_uppercase(),
+            Seg::Index(i) => i.to_string(),
+        })
+        .collect();
+    Some(format!("{ENV_PREFIX}_{}", keys.join(ENV_SEPARATOR)))
+}
+
+/// Deserializes `tree` into a Config, removing each malformed value and trying again so that
+/// every type error in the file is reported, not only the first.
+fn deserialize_collecting(tree: &mut Value) -> (Config, Vec<Issue>) {
+    let mut issues = Vec::new();
+    // Original indices removed from each array (by the array's path in original numbering).
+    let mut removed: HashMap<String, Vec<usize>> = HashMap::new();
+    for _ in 0..MAX_TYPE_ERRORS {
+        match serde_path_to_error::deserialize::<_, Config>(tree.clone()) {
+            Ok(cfg) => return (cfg, issues),
+            Err(err) => {
+                let current = segs_of(err.path());
+                let original = to_original(&current, &removed);
+                let value = node(tree, &current).and_then(show_value);
+                let message = clean_serde_message(&err.inner().to_string());
+                issues.push(Issue::new(format_path(&original), value, message));
+                if current.is_empty() || !remove(tree, &current) {
+                    break;
+                }
+                if let (Some(Seg::Index(i)), Some(Seg::Index(_))) =
+                    (original.last(), current.last())
+                {
+                    let array = format_path(&original[..original.len() - 1]);
+                    let list = removed.entry(array).or_default();
+                    list.push(*i);
+                    list.sort_unstable();
+                }
+            }
+        }
+    }
+    // Too many errors, or one we could not remove: report what we have on top of defaults.
+    (Config::default(), issues)
+}
+
+/// Maps array indices in a path of the pruned tree back to the file's numbering.
+fn to_original(current: &[Seg], removed: &HashMap<String, Vec<usize>>) -> Vec<Seg> {
+    let mut out: Vec<Seg> = Vec::with_capacity(current.len());
+    for seg in current {
+        match seg {
+            Seg::Index(i) => {
+                let gone = removed
+                    .get(&format_path(&out))
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                let mut o = *i;
+                // The i-th surviving element is the o-th original one.
+                loop {
+                    let before = gone.iter().filter(|&&r| r < o).count();
+                    if !gone.contains(&o) && o - before == *i {
+                        break;
+                    }
+                    o += 1;
+                }
+                out.push(Seg::Index(o));
+            }
+            k => out.push(k.clone()),
+        }
+    }
+    out
+}
+
+fn node<'a>(tree: &'a Value, segs: &[Seg]) -> Option<&'a Value> {
+    let mut cur = tree;
+    for seg in segs {
+        cur = match (seg, &cur.kind) {
+            (Seg::Key(k), ValueKind::Table(t)) => t.get(k)?,
+            (Seg::Index(i), ValueKind::Array(a)) => a.get(*i)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+fn remove(tree: &mut Value, segs: &[Seg]) -> bool {
+    let Some((last, parent)) = segs.split_last() else {
+        return false;
+    };
+    let mut cur = tree;
+    for seg in parent {
+        cur = match (seg, &mut cur.kind) {
+            (Seg::Key(k), ValueKind::Table(t)) => match t.get_mut(k) {
+                Some(v) => v,
+                None => return false,
+            },
+            (Seg::Index(i), ValueKind::Array(a)) => match a.get_mut(*i) {
+                Some(v) => v,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (last, &mut cur.kind) {
+        (Seg::Key(k), ValueKind::Table(t)) => t.remove(k).is_some(),
+        (Seg::Index(i), ValueKind::Array(a)) if *i < a.len() => {
+            a.remove(*i);
+            true
+        }
+        _ => false,
+    }
+}
+
+fn show_value(v: &Value) -> Option<String> {
+    Some(match &v.kind {
+        ValueKind::Nil => return None,
+        ValueKind::Boolean(b) => b.to_string(),
+        ValueKind::I64(n) => n.to_string(),
+        ValueKind::I128(n) => n.to_string(),
+        ValueKind::U64(n) => n.to_string(),
+        ValueKind::U128(n) => n.to_string(),
+        ValueKind::Float(n) => n.to_string(),
+        ValueKind::String(s) => format!("{s:?}"),
+        ValueKind::Table(_) => "{...}".to_owned(),
+        ValueKind::Array(_) => "[...]".to_owned(),
+    })
+}
+
+/// serde's messages name Rust types ("u16", "a borrowed string"); say what the file needs.
+fn clean_serde_message(m: &str) -> String {
+    m.replace("expected u8", "expected a whole number from 0 to 255")
+        .replace("expected u16", "expected a whole number from 0 to 65535")
+        .replace(
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        )
+        .replace("expected a borrowed string", "expected a string")
+        .replace(
+            "invalid IP address syntax",
+            "not an IP address or prefix (expected e.g. 192.0.2.1, 10.1.0.0/16 or 2001:db8::/32)",
+        )
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    (line, column)
+}
+
+/// Line of the key at `segs`, or of its nearest enclosing key or table present in the file.
+fn line_of(doc: &ImDocument<String>, text: &str, segs: &[Seg]) -> Option<usize> {
+    #[derive(Clone, Copy)]
+    enum Node<'a> {
+        Item(&'a Item),
+        Value(&'a toml_edit::Value),
+        Table(&'a toml_edit::Table),
+    }
+    let mut best: Option<std::ops::Range<usize>> = None;
+    let mut cur = Node::Table(doc.as_table());
+    for seg in segs {
+        let next = match (seg, cur) {
+            (Seg::Key(k), Node::Table(t)) | (Seg::Key(k), Node::Item(Item::Table(t))) => {
+                if let Some(span) = t.key(k).and_then(|key| key.span()) {
+                    best = Some(span);
+                }
+                t.get(k).map(Node::Item)
+            }
+            (Seg::Key(k), Node::Item(Item::Value(toml_edit::Value::InlineTable(t))))
+            | (Seg::Key(k), Node::Value(toml_edit::Value::InlineTable(t))) => {
+                if let Some(span) = t.key(k).and_then(|key| key.span()) {
+                    best = Some(span);
+                }
+                t.get(k).map(Node::Value)
+            }
+            (Seg::Index(i), Node::Item(Item::ArrayOfTables(a))) => a.get(*i).map(|t| {
+                if let Some(span) = t.span() {
+                    best = Some(span);
+                }
+                Node::Table(t)
+            }),
+            (Seg::Index(i), Node::Item(Item::Value(toml_edit::Value::Array(a))))
+            | (Seg::Index(i), Node::Value(toml_edit::Value::Array(a))) => a.get(*i).map(|v| {
+                if let Some(span) = v.span() {
+                    best = Some(span);
+                }
+                Node::Value(v)
+            }),
+            _ => None,
+        };
+        match next {
+            Some(n) => cur = n,
+            None => break,
+        }
+    }
+    best.map(|s| line_col(text, s.start).0)
+}
