@@ -12,7 +12,7 @@ fn main() {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_else(|| "unknown".into());
-    println!("cargo:rustc-env=PXTR_GIT_COMMIT={commit}");
+    println!("cargo:rustc-env=BUILD_GIT_COMMIT={commit}");
     let dpdk = std::env::var("DEP_DPDK_VERSION").unwrap_or_else(|_| "unknown".into());
-    println!("cargo:rustc-env=PXTR_DPDK_VERSION={dpdk}");
+    println!("cargo:rustc-env=BUILD_DPDK_VERSION={dpdk}");
 }

@@ -41,15 +41,36 @@ fn pkg_config(args: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// rdma-core's provider archives, named `-l<hw>-rdmav<ABI>` (`-lbnxt_re-rdmav34`, ...):
+/// libibverbs.pc lists them for a fully static libibverbs. Only `.a` files exist for them (the
+/// providers ship as plugins that the shared libibverbs dlopens), and we link libibverbs itself
+/// dynamically, so nothing would ever pull them in: leave them out rather than lean on the linker
+/// falling back to an archive for a `-l` it was told is a shared library.
+fn is_rdma_provider(lib: &str) -> bool {
+    lib.rsplit_once("-rdmav").is_some_and(|(name, abi)| {
+        !name.is_empty() && !abi.is_empty() && abi.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
 /// Turns pkg-config's link flags into cargo directives (which, unlike `rustc-link-arg`, reach the
 /// final binary from a -sys crate).
+///
+/// Static build (Debian's libdpdk.pc with `--static`): every DPDK library and driver comes as
+/// `-Wl,--whole-archive -l:librte_xxx.a ... -Wl,--no-whole-archive`, then the system libraries
+/// they need. The archives are linked whole (drivers register from constructors); the system
+/// libraries (libnuma, libpcap, libibverbs, libmlx5, libbpf, libxdp, libcrypto, ...) stay shared,
+/// so the binary needs glibc and those at run time but no librte_*. `-lsystemd` is among them
+/// (libpcap -> dbus-1's private libs): the link needs libsystemd-dev for the `.so` symlink even
+/// though `--as-needed` then drops it from the binary.
 fn emit_link_lines(flags: &[String], statically: bool) {
     let mut whole_archive = false;
+    let mut dylibs_seen = std::collections::HashSet::new();
     for flag in flags {
         match flag.as_str() {
             "-Wl,--whole-archive" => whole_archive = true,
             "-Wl,--no-whole-archive" => whole_archive = false,
-            // -Wl,--as-needed / --export-dynamic and -pthread are defaults or irrelevant for rustc.
+            // -Wl,--as-needed is rustc's default; --export-dynamic only serves shared driver
+            // plugins loaded with EAL's -d (useless with a static DPDK); -pthread is irrelevant.
             f if f.starts_with("-Wl,") || f == "-pthread" => {}
             f if f.starts_with("-L") => println!("cargo:rustc-link-search=native={}", &f[2..]),
             f if f.starts_with("-l:") => {
@@ -64,10 +85,14 @@ fn emit_link_lines(flags: &[String], statically: bool) {
             f if f.starts_with("-l") => {
                 let lib = &f[2..];
                 // In a static build the DPDK libraries already came in as archives above.
-                if statically && lib.starts_with("rte_") {
+                if statically && (lib.starts_with("rte_") || is_rdma_provider(lib)) {
                     continue;
                 }
-                println!("cargo:rustc-link-lib=dylib={lib}");
+                // pkg-config --static repeats the common ones (-lpthread six times, -libverbs
+                // five): once is enough for shared libraries.
+                if dylibs_seen.insert(lib.to_owned()) {
+                    println!("cargo:rustc-link-lib=dylib={lib}");
+                }
             }
             _ => {}
         }

@@ -9,7 +9,7 @@ use pxtr::app::{self, RunOptions};
 use pxtr::config::{self, Config, ConfigError};
 
 #[derive(Parser)]
-#[command(name = "pxtr", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("PXTR_GIT_COMMIT"), ", DPDK ", env!("PXTR_DPDK_VERSION"), ")"), about = "LISP Proxy Tunnel Router appliance on DPDK")]
+#[command(name = "pxtr", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BUILD_GIT_COMMIT"), ", DPDK ", env!("BUILD_DPDK_VERSION"), ")"), about = "LISP Proxy Tunnel Router appliance on DPDK")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -101,11 +101,22 @@ pub fn load_str(
             message: e.message().trim().to_owned(),
         }
     })?;
+    // Only PXTR_<SECTION>__<KEY> variables are config overrides: every top-level key is a
+    // section, so a PXTR_ variable without the separator belongs to something else.
+    let env = env.unwrap_or_else(|| std::env::vars().collect());
+    let overrides: config::Map<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| {
+            k.strip_prefix(ENV_PREFIX)
+                .and_then(|r| r.strip_prefix('_'))
+                .is_some_and(|r| r.contains(ENV_SEPARATOR))
+        })
+        .collect();
     let env_source = Environment::with_prefix(ENV_PREFIX)
         .prefix_separator("_")
         .separator(ENV_SEPARATOR)
         .try_parsing(true)
-        .source(env.map(|m| m.into_iter().collect()));
+        .source(Some(overrides));
     let merged = config::Config::builder()
         .add_source(File::from_str(text, FileFormat::Toml))
         .add_source(env_source)
@@ -138,6 +149,8 @@ pub fn load_str(
         issue.env_var = env_var_for(&original, &segs);
         issue.line = line_of(&doc, text, &segs);
     }
+    // In file order; environment and whole-file problems last.
+    issues.sort_by_key(|i| (i.env_var.is_some(), i.line.unwrap_or(usize::MAX)));
     Err(ConfigError::Invalid {
         file: origin.to_owned(),
         issues,
@@ -277,7 +290,10 @@ fn show_value(v: &Value) -> Option<String> {
 
 /// serde's messages name Rust types ("u16", "a borrowed string"); say what the file needs.
 fn clean_serde_message(m: &str) -> String {
-    m.replace("expected u8", "expected a whole number from 0 to 255")
+    // The config crate appends its own rendering of the key; the issue carries the path.
+    let m = m.split(" for key `").next().unwrap_or(m);
+    m.replace("expected an integer", "expected a whole number")
+        .replace("expected u8", "expected a whole number from 0 to 255")
         .replace("expected u16", "expected a whole number from 0 to 65535")
         .replace(
             "expected u32",

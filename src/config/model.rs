@@ -9,45 +9,74 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-/// What this appliance is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    /// The enterprise PxTR: off-path on the server subnet, proxy-ARP, ITR/ETR, PITR/PETR and,
-    /// optionally, the embedded Map-Server/Map-Resolver.
-    Pxtr,
-    /// A site xTR (e.g. the cloud side): in path, default gateway of its EID subnet, ITR/ETR.
-    Xtr,
-    /// Map-Server/Map-Resolver only.
-    MsMr,
+/// A string-valued enum whose errors list the accepted values.
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "&'static str")]
+        pub enum $name {
+            $($(#[$vm])* $var),+
+        }
+
+        impl $name {
+            /// The accepted spellings.
+            pub const NAMES: &'static [&'static str] = &[$($s),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$var => $s),+
+                }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                match s.as_str() {
+                    $($s => Ok(Self::$var),)+
+                    _ => Err(format!(
+                        "unknown value {s:?}: expected one of {}",
+                        Self::NAMES.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+                    )),
+                }
+            }
+        }
+
+        impl From<$name> for &'static str {
+            fn from(v: $name) -> &'static str {
+                v.as_str()
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
 }
 
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Role::Pxtr => "pxtr",
-            Role::Xtr => "xtr",
-            Role::MsMr => "ms-mr",
-        })
+string_enum! {
+    /// What this appliance is.
+    Role {
+        /// The enterprise PxTR: off-path on the server subnet, proxy-ARP, ITR/ETR, PITR/PETR
+        /// and, optionally, the embedded Map-Server/Map-Resolver.
+        Pxtr = "pxtr",
+        /// A site xTR (e.g. the cloud side): in path, default gateway of its EID subnet, ITR/ETR.
+        Xtr = "xtr",
+        /// Map-Server/Map-Resolver only.
+        MsMr = "ms-mr",
     }
 }
 
-/// Which side of the LISP boundary a port faces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PortRole {
-    /// Hosts (EIDs): traffic here is encapsulated; decapsulated traffic leaves here.
-    Eid,
-    /// The underlay (RLOCs): LISP-encapsulated traffic in and out.
-    Rloc,
-}
-
-impl std::fmt::Display for PortRole {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            PortRole::Eid => "eid",
-            PortRole::Rloc => "rloc",
-        })
+string_enum! {
+    /// Which side of the LISP boundary a port faces.
+    PortRole {
+        /// Hosts (EIDs): traffic here is encapsulated; decapsulated traffic leaves here.
+        Eid = "eid",
+        /// The underlay (RLOCs): LISP-encapsulated traffic in and out.
+        Rloc = "rloc",
     }
 }
 
@@ -208,7 +237,7 @@ pub fn is_pci_address(s: &str) -> bool {
         && matches!(func.as_bytes()[0], b'0'..=b'7')
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Lcores {
     /// The control lcore (EAL's main lcore): signalling, ARP, IPsec, management.
@@ -217,16 +246,6 @@ pub struct Lcores {
     pub control_cpu: Option<u32>,
     /// One worker per (port, RX queue).
     pub workers: Vec<Worker>,
-}
-
-impl Default for Lcores {
-    fn default() -> Self {
-        Lcores {
-            control: 0,
-            control_cpu: None,
-            workers: Vec::new(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -243,23 +262,23 @@ pub struct Worker {
     pub queue: u16,
 }
 
-/// What a worker does when a burst comes back empty.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum IdlePolicy {
-    /// Spin: lowest latency, one CPU per worker at 100%.
-    Poll,
-    /// Back off (pause, then sleep up to `idle_max_sleep_us`) while idle: labs and small VMs.
-    Adaptive,
+string_enum! {
+    /// What a worker does when a burst comes back empty.
+    IdlePolicy {
+        /// Spin: lowest latency, one CPU per worker at 100%.
+        Poll = "poll",
+        /// Back off (pause, then sleep up to `idle_max_sleep_us`) while idle: labs, small VMs.
+        Adaptive = "adaptive",
+    }
 }
 
-/// What happens to the first packets toward an EID not yet in the map-cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MissPolicy {
-    Drop,
-    /// Hold them (a few per destination) until the Map-Reply arrives.
-    Queue,
+string_enum! {
+    /// What happens to the first packets toward an EID not yet in the map-cache.
+    MissPolicy {
+        Drop = "drop",
+        /// Hold them (a few per destination) until the Map-Reply arrives.
+        Queue = "queue",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -288,12 +307,13 @@ impl Default for Dataplane {
 }
 
 /// Authentication of Map-Register / Map-Notify (RFC 9301 key IDs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "u16", into = "u16")]
 pub enum KeyId {
     /// 1: HMAC-SHA-1-96, what many deployed xTRs speak.
     HmacSha1_96,
     /// 2: HMAC-SHA-256-128, the default.
+    #[default]
     HmacSha256_128,
 }
 
@@ -316,12 +336,6 @@ impl From<KeyId> for u16 {
             KeyId::HmacSha1_96 => 1,
             KeyId::HmacSha256_128 => 2,
         }
-    }
-}
-
-impl Default for KeyId {
-    fn default() -> Self {
-        KeyId::HmacSha256_128
     }
 }
 
@@ -441,23 +455,24 @@ impl Default for MapServer {
     }
 }
 
-/// How ESP is provided for the tunnel to IPsec peers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum IpsecMode {
-    /// Kernel xfrm interface where the kernel has ESP, else strongSwan's kernel-libipsec TUN.
-    Auto,
-    /// Kernel ESP through an xfrm interface.
-    Xfrm,
-    /// strongSwan's userspace ESP (kernel-libipsec, TUN `ipsec0`).
-    Libipsec,
+string_enum! {
+    /// How ESP is provided for the tunnel to IPsec peers.
+    IpsecMode {
+        /// Kernel xfrm interface where the kernel has ESP, else strongSwan's kernel-libipsec TUN.
+        Auto = "auto",
+        /// Kernel ESP through an xfrm interface.
+        Xfrm = "xfrm",
+        /// strongSwan's userspace ESP (kernel-libipsec, TUN `ipsec0`).
+        Libipsec = "libipsec",
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum IpsecAuth {
-    Psk,
-    Pubkey,
+string_enum! {
+    /// How IKE authenticates the peer.
+    IpsecAuth {
+        Psk = "psk",
+        Pubkey = "pubkey",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

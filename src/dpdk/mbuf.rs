@@ -184,7 +184,7 @@ impl Mbuf {
     #[inline(always)]
     pub fn set_tx_offload(&mut self, flags: u64, l2_len: u8, l3_len: u16, l4_len: u8) {
         let m = self.raw_mut();
-        m.ol_flags = (m.ol_flags & !(sys::RTE_MBUF_F_TX_OFFLOAD_MASK as u64)) | flags;
+        m.ol_flags = (m.ol_flags & !sys::RTE_MBUF_F_TX_OFFLOAD_MASK) | flags;
         // tx_offload bit layout (rte_mbuf_core.h): l2_len:7, l3_len:9, l4_len:8.
         let packed =
             u64::from(l2_len & 0x7f) | (u64::from(l3_len & 0x1ff) << 7) | (u64::from(l4_len) << 16);

@@ -250,7 +250,9 @@ impl Port {
                     DpdkError::Call { errno, message, .. } => DpdkError::Call {
                         call: "rte_dev_probe",
                         errno,
-                        message: format!("{message} (device {device:?})"),
+                        message: format!(
+                            "no driver could attach the device ({message}); DPDK's log above says why"
+                        ),
                     },
                     other => other,
                 })?;

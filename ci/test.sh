@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test command: installs what it needs (ci/setup.sh), then checks formatting and lints and
+# runs every test against real DPDK on virtual devices. Run as root from anywhere in the repo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ci/setup.sh
+[ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TERM_COLOR=never
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --locked --workspace --all-targets

@@ -1,0 +1,501 @@
+//! Configuration loading and validation: examples, broken files, environment overrides and the
+//! `pxtr check-config` command.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pxtr::config::{self, ConfigError, Issue, KeyId, Role};
+
+fn examples() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("examples/")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    v.sort();
+    v
+}
+
+const LAB: &str = config::EMBEDDED_LAB;
+
+fn load(text: &str) -> Result<config::Config, ConfigError> {
+    config::load_str(text, Path::new("test.toml"), Some(HashMap::new()))
+}
+
+fn issues(text: &str) -> Vec<Issue> {
+    match load(text) {
+        Ok(_) => panic!("expected the config to be rejected:\n{text}"),
+        Err(ConfigError::Invalid { issues, .. }) => issues,
+        Err(e) => panic!("expected validation issues, got: {e}"),
+    }
+}
+
+/// 1-based line of the first line containing `needle` ("2nd:needle": the second such line).
+fn line_of(text: &str, needle: &str) -> usize {
+    let (skip, needle) = match needle.strip_prefix("2nd:") {
+        Some(n) => (1, n),
+        None => (0, needle),
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(needle))
+        .nth(skip)
+        .map(|(i, _)| i + 1)
+        .unwrap_or_else(|| panic!("{needle:?} not in text"))
+}
+
+#[test]
+fn every_example_loads_and_names_its_role() {
+    let files = examples();
+    assert!(
+        files.len() >= 4,
+        "one example per role and the lab: {files:?}"
+    );
+    let mut roles = Vec::new();
+    for f in &files {
+        let cfg = config::load_file(f).unwrap_or_else(|e| panic!("{e}"));
+        roles.push(cfg.role());
+    }
+    for r in [Role::Pxtr, Role::Xtr, Role::MsMr] {
+        assert!(roles.contains(&r), "an example for role {r}");
+    }
+}
+
+#[test]
+fn embedded_lab_is_the_lab_example() {
+    let file =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lab.toml"))
+            .unwrap();
+    assert_eq!(file, LAB);
+    let cfg = load(LAB).unwrap();
+    assert!(!cfg.eal.hugepages);
+    let args = cfg.eal_args();
+    assert!(
+        args.windows(2)
+            .any(|w| w[0] == "--vdev" && w[1].starts_with("net_null0")),
+        "{args:?}"
+    );
+    assert!(args.contains(&"--no-pci".to_owned()));
+    assert!(args.contains(&"--no-huge".to_owned()));
+    assert_eq!(
+        cfg.tx_queues_per_port(),
+        3,
+        "two workers and the control core"
+    );
+}
+
+#[test]
+fn pci_ports_are_allow_listed() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pxtr.toml"))
+            .unwrap();
+    let cfg = load(&text).unwrap();
+    let args = cfg.eal_args();
+    assert!(!args.contains(&"--no-pci".to_owned()));
+    assert!(
+        args.windows(2)
+            .any(|w| w[0] == "-a" && w[1] == "0000:03:00.0"),
+        "{args:?}"
+    );
+    assert_eq!(cfg.map_server.sites[1].key_id, KeyId::HmacSha1_96);
+}
+
+/// Broken variants of the lab config: (what the change does, original text, replacement,
+/// expected path, a fragment of the message, the text on the line the issue must point at).
+const BROKEN: &[(&str, &str, &str, &str, &str, &str)] = &[
+    (
+        "unknown role",
+        "role = \"pxtr\"",
+        "role = \"router\"",
+        "appliance.role",
+        "expected one of \"pxtr\", \"xtr\", \"ms-mr\"",
+        "role = \"router\"",
+    ),
+    (
+        "role missing",
+        "role = \"pxtr\"",
+        "",
+        "appliance.role",
+        "required",
+        "[appliance]",
+    ),
+    (
+        "mtu out of range",
+        "role = \"eid\"",
+        "role = \"eid\"\nmtu = 100",
+        "ports[0].mtu",
+        "MTU must be from 576",
+        "mtu = 100",
+    ),
+    (
+        "mtu not a number",
+        "role = \"eid\"",
+        "role = \"eid\"\nmtu = \"big\"",
+        "ports[0].mtu",
+        "expected a whole number",
+        "mtu = \"big\"",
+    ),
+    (
+        "bad address",
+        "addresses = [\"10.1.1.5/24\"]",
+        "addresses = [\"10.1.1.500/24\"]",
+        "ports[0].addresses[0]",
+        "not an IP address",
+        "10.1.1.500",
+    ),
+    (
+        "unknown key",
+        "role = \"eid\"",
+        "role = \"eid\"\nmtuu = 1500",
+        "ports[0].mtuu",
+        "unknown field",
+        "mtuu = 1500",
+    ),
+    (
+        "bad device",
+        "device = \"net_ring0\"",
+        "device = \"eth0\"",
+        "ports[1].device",
+        "PCI address",
+        "device = \"eth0\"",
+    ),
+    (
+        "port role missing",
+        "role = \"rloc\"",
+        "",
+        "ports[1].role",
+        "required",
+        "2nd:[[ports]]",
+    ),
+    (
+        "gateway off-subnet",
+        "gateway = \"192.0.2.254\"",
+        "gateway = \"192.0.3.254\"",
+        "ports[1].gateway",
+        "not inside",
+        "gateway = \"192.0.3.254\"",
+    ),
+    (
+        "worker on unknown port",
+        "port = \"rloc0\", queue = 0",
+        "port = \"rloc1\", queue = 0",
+        "lcores.workers[1].port",
+        "no port has this name",
+        "port = \"rloc1\"",
+    ),
+    (
+        "worker queue too high",
+        "port = \"rloc0\", queue = 0",
+        "port = \"rloc0\", queue = 3",
+        "lcores.workers[1].queue",
+        "below 1",
+        "queue = 3",
+    ),
+    (
+        "worker lcore reused",
+        "{ lcore = 2,",
+        "{ lcore = 1,",
+        "lcores.workers[1].lcore",
+        "already taken",
+        "{ lcore = 1, cpu = 1, port = \"rloc0\"",
+    ),
+    (
+        "control lcore reused",
+        "control = 0",
+        "control = 1",
+        "lcores.workers[0].lcore",
+        "already taken by lcores.control",
+        "{ lcore = 1, cpu = 1, port = \"eid0\"",
+    ),
+    (
+        "key id 3",
+        "key_id = 2",
+        "key_id = 3",
+        "map_server.sites[0].key_id",
+        "expected 1 (HMAC-SHA-1-96) or 2",
+        "key_id = 3",
+    ),
+    (
+        "short key",
+        "key = \"lab-enterprise-key\"",
+        "key = \"abc\"",
+        "map_server.sites[0].key",
+        "shorter than 8",
+        "key = \"abc\"",
+    ),
+    (
+        "host bits in EID prefix",
+        "prefix = \"10.1.1.0/24\", port",
+        "prefix = \"10.1.1.7/24\", port",
+        "lisp.dynamic_eids[0].prefix",
+        "did you mean 10.1.1.0/24",
+        "10.1.1.7/24",
+    ),
+    (
+        "dynamic EID on rloc port",
+        "port = \"eid0\" }]",
+        "port = \"rloc0\" }]",
+        "lisp.dynamic_eids[0].port",
+        "has role rloc",
+        "port = \"rloc0\" }]",
+    ),
+    (
+        "iid too large",
+        "dynamic_eids = [{ name",
+        "dynamic_eids = [{ iid = 16777216, name",
+        "lisp.dynamic_eids[0].iid",
+        "24 bits",
+        "iid = 16777216",
+    ),
+    (
+        "no rlocs",
+        "rlocs = [\"192.0.2.1\"]",
+        "rlocs = []",
+        "lisp.rlocs",
+        "required for this role",
+        "rlocs = []",
+    ),
+    (
+        "pool too big for memory",
+        "mbufs = 4095",
+        "mbufs = 262143",
+        "eal.memory_mb",
+        "raise eal.memory_mb",
+        "memory_mb = 256",
+    ),
+    (
+        "data room too small",
+        "data_room = 2176",
+        "data_room = 1024",
+        "mempool.data_room",
+        "needs at least",
+        "data_room = 1024",
+    ),
+    (
+        "burst too large",
+        "idle = \"adaptive\"",
+        "idle = \"adaptive\"\nburst = 500",
+        "dataplane.burst",
+        "from 1 to 64",
+        "burst = 500",
+    ),
+    (
+        "idle policy typo",
+        "idle = \"adaptive\"",
+        "idle = \"adaptve\"",
+        "dataplane.idle",
+        "expected one of \"poll\", \"adaptive\"",
+        "idle = \"adaptve\"",
+    ),
+    (
+        "EAL option pxtr owns",
+        "in_memory = true",
+        "in_memory = true\nextra_args = [\"--vdev=net_tap0\"]",
+        "eal.extra_args[0]",
+        "pxtr sets this",
+        "extra_args",
+    ),
+    (
+        "bad log filter",
+        "log_level = \"info\"",
+        "log_level = \"pxtr=loud\"",
+        "control.log_level",
+        "not a log filter",
+        "log_level = \"pxtr=loud\"",
+    ),
+    (
+        "ms disabled without resolver",
+        "enabled = true",
+        "enabled = false",
+        "lisp.map_resolvers",
+        "at least one Map-Resolver",
+        "[lisp]",
+    ),
+];
+
+#[test]
+fn broken_configs_name_field_value_and_line() {
+    for (what, from, to, path, fragment, line_text) in BROKEN {
+        assert!(
+            LAB.contains(from),
+            "{what}: {from:?} is not in the lab config"
+        );
+        let text = LAB.replacen(from, to, 1);
+        let found = issues(&text);
+        let issue = found.iter().find(|i| i.path == *path).unwrap_or_else(|| {
+            panic!(
+                "{what}: no issue at {path}; got:\n{}",
+                found.iter().map(|i| format!("  {i}\n")).collect::<String>()
+            )
+        });
+        assert!(
+            issue.message.contains(fragment),
+            "{what}: message {:?} lacks {fragment:?}",
+            issue.message
+        );
+        assert_eq!(
+            issue.line,
+            Some(line_of(&text, line_text)),
+            "{what}: line of {issue}"
+        );
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = LAB
+        .replacen("role = \"pxtr\"", "role = \"router\"", 1)
+        .replacen("role = \"eid\"", "role = \"eid\"\nmtu = \"big\"", 1)
+        .replacen("key = \"lab-enterprise-key\"", "key = \"abc\"", 1)
+        .replacen(
+            "port = \"rloc0\", queue = 0",
+            "port = \"rloc1\", queue = 0",
+            1,
+        )
+        .replacen(
+            "addresses = [\"10.1.1.5/24\"]",
+            "addresses = [\"10.1.1.500/24\"]",
+            1,
+        );
+    let found = issues(&text);
+    let paths: Vec<&str> = found.iter().map(|i| i.path.as_str()).collect();
+    for p in [
+        "appliance.role",
+        "ports[0].mtu",
+        "map_server.sites[0].key",
+        "lcores.workers[1].port",
+        "ports[0].addresses[0]",
+    ] {
+        assert!(paths.contains(&p), "{p} missing from {paths:?}");
+    }
+    // The malformed values are not reported a second time by the semantic checks.
+    assert_eq!(
+        paths.iter().filter(|p| **p == "appliance.role").count(),
+        1,
+        "{paths:?}"
+    );
+}
+
+#[test]
+fn errors_in_later_array_elements_keep_their_file_index() {
+    // Two bad workers: removing the first must not shift the index reported for the second.
+    let text = LAB
+        .replacen("{ lcore = 1, cpu = 1,", "{ lcore = \"one\", cpu = 1,", 1)
+        .replacen("{ lcore = 2, cpu = 1,", "{ lcore = \"two\", cpu = 1,", 1);
+    let found = issues(&text);
+    let paths: Vec<&str> = found.iter().map(|i| i.path.as_str()).collect();
+    assert!(paths.contains(&"lcores.workers[0].lcore"), "{paths:?}");
+    assert!(paths.contains(&"lcores.workers[1].lcore"), "{paths:?}");
+}
+
+#[test]
+fn syntax_errors_give_line_and_column() {
+    let text = LAB.replacen("memory_mb = 256", "memory_mb = = 256", 1);
+    match load(&text) {
+        Err(ConfigError::Syntax { line, column, .. }) => {
+            assert_eq!(line, line_of(&text, "memory_mb = = 256"));
+            assert!(column > 1);
+        }
+        other => panic!("expected a syntax error, got {other:?}"),
+    }
+}
+
+#[test]
+fn environment_overrides_file_values() {
+    let env: HashMap<String, String> = [
+        ("PXTR_EAL__MEMORY_MB".to_owned(), "512".to_owned()),
+        ("PXTR_APPLIANCE__NAME".to_owned(), "lab-2".to_owned()),
+        ("PXTR_DATAPLANE__IDLE".to_owned(), "poll".to_owned()),
+        ("UNRELATED".to_owned(), "x".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    let cfg = config::load_str(LAB, Path::new("lab.toml"), Some(env)).unwrap();
+    assert_eq!(cfg.eal.memory_mb, 512);
+    assert_eq!(cfg.appliance.name, "lab-2");
+    assert_eq!(cfg.dataplane.idle, config::IdlePolicy::Poll);
+}
+
+#[test]
+fn a_bad_environment_value_names_the_variable() {
+    let env: HashMap<String, String> = [("PXTR_EAL__MEMORY_MB".to_owned(), "lots".to_owned())]
+        .into_iter()
+        .collect();
+    match config::load_str(LAB, Path::new("lab.toml"), Some(env)) {
+        Err(ConfigError::Invalid { issues, .. }) => {
+            let i = issues
+                .iter()
+                .find(|i| i.path == "eal.memory_mb")
+                .expect("issue at eal.memory_mb");
+            assert_eq!(i.env_var.as_deref(), Some("PXTR_EAL__MEMORY_MB"));
+            assert!(i.to_string().contains("PXTR_EAL__MEMORY_MB"), "{i}");
+        }
+        other => panic!("expected an invalid config, got {other:?}"),
+    }
+}
+
+fn pxtr(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_pxtr"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run pxtr")
+}
+
+#[test]
+fn check_config_accepts_every_example() {
+    for f in examples() {
+        let out = pxtr(&["check-config", f.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            f.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(": OK"), "{stdout}");
+        assert!(stdout.contains("role"), "{stdout}");
+    }
+}
+
+#[test]
+fn check_config_exit_codes_and_messages() {
+    let dir = std::env::temp_dir().join(format!("pxtr-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        LAB.replacen("role = \"eid\"", "role = \"eid\"\nmtu = 100", 1),
+    )
+    .unwrap();
+    let out = pxtr(&["check-config", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml"), "names the file: {err}");
+    assert!(
+        err.contains("ports[0].mtu = 100"),
+        "names field and value: {err}"
+    );
+    assert!(err.contains("line "), "gives the line: {err}");
+
+    let missing = dir.join("nope.toml");
+    let out = pxtr(&["check-config", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+
+    let syntax = dir.join("syntax.toml");
+    std::fs::write(&syntax, "[appliance\nrole = \"pxtr\"\n").unwrap();
+    let out = pxtr(&["check-config", syntax.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("syntax.toml:1:"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = pxtr(&["check-config"]);
+    assert_eq!(out.status.code(), Some(2), "usage error");
+    std::fs::remove_dir_all(&dir).ok();
+}
