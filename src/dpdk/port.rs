@@ -251,7 +251,7 @@ impl Port {
                         call: "rte_dev_probe",
                         errno,
                         message: format!(
-                            "no driver could attach the device ({message}); DPDK's log above says why"
+                            "no driver could attach device {device:?} ({message}); DPDK's log above says why"
                         ),
                     },
                     other => other,
