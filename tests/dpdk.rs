@@ -32,6 +32,8 @@ fn env() -> MutexGuard<'static, Env> {
             "net_null0,size=96",
             "--vdev",
             "net_ring1",
+            "--vdev",
+            "net_ring2",
         ])
         .expect("EAL init with --no-huge on virtual devices");
         Mutex::new(Env { eal })
@@ -223,10 +225,16 @@ fn lcore_launch_join_and_stop() {
     let loops = job.join().expect("join");
     assert!(loops > 0);
 
-    let job = dpdk::launch(&env.eal, 1, || -> u32 { panic!("worker fault") }).unwrap();
+    let job = dpdk::launch(&env.eal, 1, || -> u32 {
+        panic!("deliberate worker panic (this test checks it is reported)")
+    })
+    .unwrap();
     match job.join() {
         Err(dpdk::DpdkError::LcorePanicked { lcore: 1, message }) => {
-            assert_eq!(message, "worker fault")
+            assert_eq!(
+                message,
+                "deliberate worker panic (this test checks it is reported)"
+            )
         }
         other => panic!("expected a reported panic, got {other:?}"),
     }
@@ -279,4 +287,77 @@ fn unknown_device_names_the_ports_present() {
     .err()
     .expect("too many queues must fail");
     assert!(err.to_string().contains("at most"), "{err}");
+}
+
+#[test]
+fn tx_gives_back_what_a_full_queue_did_not_take() {
+    let env = env();
+    let pool = Mempool::new(
+        &env.eal,
+        "t_full",
+        MempoolConfig {
+            mbufs: 8191,
+            cache: 0,
+            ..MempoolConfig::default()
+        },
+    )
+    .unwrap();
+    {
+        let mut port = Port::open(
+            &env.eal,
+            "net_ring2",
+            &PortConfig {
+                promiscuous: false,
+                ..PortConfig::default()
+            },
+            &pool,
+        )
+        .expect("open net_ring2");
+        let mut tx = port.take_tx_queue(0).unwrap();
+        let mut rx = port.take_rx_queue(0).unwrap();
+        // Nobody receives: the ring behind the port fills up and tx_burst starts refusing.
+        let mut total_sent = 0usize;
+        let mut leftover = None;
+        for round in 0..1000u32 {
+            let mut burst: ArrayVec<Mbuf, 32> = ArrayVec::new();
+            for i in 0..32u32 {
+                let tag = (round * 32 + i).to_be_bytes();
+                burst.push(pool.alloc_from(&tag).expect("alloc"));
+            }
+            let sent = tx.tx_burst(&mut burst);
+            total_sent += sent;
+            if sent < 32 {
+                leftover = Some((round, sent, burst));
+                break;
+            }
+        }
+        let (round, sent, mut burst) = leftover.expect("the ring never filled");
+        assert_eq!(burst.len(), 32 - sent, "unsent mbufs stay with the caller");
+        // They are the tail of the burst, in order.
+        for (k, m) in burst.iter().enumerate() {
+            let tag = round * 32 + (sent + k) as u32;
+            assert_eq!(m.data(), &tag.to_be_bytes());
+        }
+        let outcome = tx.tx_burst_or_free(&mut burst);
+        assert_eq!(outcome.sent, 0, "still full");
+        assert_eq!(outcome.dropped, 32 - sent);
+        assert!(burst.is_empty());
+        assert_eq!(
+            pool.in_use() as usize,
+            total_sent,
+            "dropped mbufs went back to the pool"
+        );
+        // Drain: what went in comes out, first to last.
+        let mut got: ArrayVec<Mbuf, 64> = ArrayVec::new();
+        let mut next = 0u32;
+        while rx.rx_burst(&mut got) > 0 {
+            for m in got.drain(..) {
+                assert_eq!(m.data(), &next.to_be_bytes());
+                next += 1;
+            }
+        }
+        assert_eq!(next as usize, total_sent);
+        assert!(tx.tx_one(pool.alloc_from(&[1]).unwrap()).is_ok());
+    }
+    assert_eq!(pool.in_use(), 0);
 }

@@ -277,9 +277,7 @@ fn shutdown(stop: &StopFlag, running: &mut Running) -> Result<Vec<WorkerReport>,
     }
     log_stats(running);
     for (name, port) in running.ports.drain(..) {
-        if let Err(e) = port.stop() {
-            tracing::warn!(port = %name, error = %e, "stopping port");
-        }
+        // Workers are joined, so this drops the last handle: drain, stop, close.
         drop(port);
         tracing::info!(port = %name, "port closed");
     }

@@ -363,3 +363,50 @@ fn line_of(doc: &ImDocument<String>, text: &str, segs: &[Seg]) -> Option<usize> 
     }
     best.map(|s| line_col(text, s.start).0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_round_trip() {
+        for p in [
+            "appliance.role",
+            "ports[1].addresses[0]",
+            "lcores.workers[12].lcore",
+            "a[0][1].b",
+        ] {
+            assert_eq!(format_path(&parse_path(p)), p);
+        }
+        assert_eq!(
+            parse_path("ports[2].mtu"),
+            vec![
+                Seg::Key("ports".into()),
+                Seg::Index(2),
+                Seg::Key("mtu".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn indices_map_back_to_the_file_after_removals() {
+        let mut removed = HashMap::new();
+        removed.insert("ports".to_owned(), vec![0, 2]);
+        // Survivors of [0,1,2,3,4] after removing 0 and 2 are [1,3,4].
+        let at = |i| to_original(&[Seg::Key("ports".into()), Seg::Index(i)], &removed);
+        assert_eq!(at(0)[1], Seg::Index(1));
+        assert_eq!(at(1)[1], Seg::Index(3));
+        assert_eq!(at(2)[1], Seg::Index(4));
+        // Other arrays are untouched.
+        assert_eq!(
+            to_original(&[Seg::Key("sites".into()), Seg::Index(0)], &removed)[1],
+            Seg::Index(0)
+        );
+    }
+
+    #[test]
+    fn line_and_column_are_one_based() {
+        assert_eq!(line_col("ab\ncd\n", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd\n", 4), (2, 2));
+    }
+}

@@ -553,3 +553,37 @@ impl Default for Control {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pci_addresses() {
+        for ok in ["0000:03:00.0", "03:00.1", "0000:af:1f.7"] {
+            assert!(is_pci_address(ok), "{ok}");
+        }
+        for bad in [
+            "net_ring0",
+            "0000:03:00.8",
+            "03:00",
+            "eth0",
+            "0000:3:00.0",
+            "",
+        ] {
+            assert!(!is_pci_address(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn string_enums_list_what_they_accept() {
+        assert_eq!(Role::try_from("ms-mr".to_owned()), Ok(Role::MsMr));
+        let err = PortRole::try_from("core".to_owned()).unwrap_err();
+        assert_eq!(
+            err,
+            "unknown value \"core\": expected one of \"eid\", \"rloc\""
+        );
+        assert_eq!(KeyId::try_from(1), Ok(KeyId::HmacSha1_96));
+        assert!(KeyId::try_from(0).is_err());
+    }
+}

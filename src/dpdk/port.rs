@@ -60,7 +60,6 @@ pub struct OffloadCaps {
 
 impl OffloadCaps {
     fn from_masks(rx: u64, tx: u64) -> OffloadCaps {
-        // SAFETY: reading constant statics the shim defines.
         let has = |mask: u64, bit: &u64| mask & *bit != 0;
         // SAFETY: the pxtr_ETH_* statics are immutable constants defined in shim.c.
         unsafe {
@@ -140,6 +139,7 @@ pub struct PortStats {
 struct PortInner {
     id: u16,
     name: String,
+    rx_queues: u16,
     started: AtomicBool,
     // Kept alive until the port is closed: its RX descriptors hold mbufs of this pool.
     _pool: Mempool,
@@ -159,8 +159,32 @@ impl PortInner {
     }
 }
 
+/// Most packets drained from one RX queue at shutdown (a net_null device never runs dry).
+const DRAIN_LIMIT: usize = 65536;
+
 impl Drop for PortInner {
     fn drop(&mut self) {
+        // Software devices (net_ring, memif, ...) keep queued mbufs in memory the close does not
+        // free: receive and free what is waiting. No queue handle is left, so nobody else polls.
+        let mut buf: ArrayVec<Mbuf, 64> = ArrayVec::new();
+        for q in 0..self.rx_queues {
+            let mut drained = 0;
+            while drained < DRAIN_LIMIT {
+                let slots = buf.as_mut_ptr() as *mut *mut sys::rte_mbuf;
+                // SAFETY: the port is started and no RxQueue exists (each holds an Arc of this),
+                // so this thread is the queue's only poller; the n mbufs DPDK writes are owned.
+                let n = unsafe {
+                    let n = usize::from(sys::rte_eth_rx_burst(self.id, q, slots, 64));
+                    buf.set_len(n);
+                    n
+                };
+                buf.clear();
+                if n == 0 {
+                    break;
+                }
+                drained += n;
+            }
+        }
         if let Err(e) = self.stop() {
             tracing::warn!(port = %self.name, error = %e, "stopping port");
         }
@@ -375,6 +399,7 @@ impl Port {
         let inner = Arc::new(PortInner {
             id,
             name: name.to_owned(),
+            rx_queues: cfg.rx_queues,
             started: AtomicBool::new(true),
             _pool: pool.clone(),
             _eal: eal.clone(),
@@ -498,12 +523,6 @@ impl Port {
             tx_errors: s.oerrors,
             rx_nombuf: s.rx_nombuf,
         })
-    }
-
-    /// Stops the port (no more RX or TX). Queues already taken must no longer be polled.
-    /// Dropping the port and its queues also stops it, then closes it.
-    pub fn stop(&self) -> Result<(), DpdkError> {
-        self.inner.stop()
     }
 }
 
