@@ -60,6 +60,15 @@ pub struct RunReport {
 struct Running {
     ports: Vec<(String, Port)>,
     workers: Vec<(LcoreJoin<WorkerReport>, Arc<WorkerCounters>)>,
+    stop: StopFlag,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // On every way out (a failed start included) workers are told to stop before their
+        // handles are dropped, since dropping a handle waits for its lcore.
+        self.stop.stop();
+    }
 }
 
 /// Runs the appliance described by `cfg` until a signal or `opts.duration`.
@@ -150,6 +159,7 @@ fn start(cfg: &Config, eal: &Eal, pool: &Mempool, stop: &StopFlag) -> Result<Run
     let mut running = Running {
         ports,
         workers: Vec::new(),
+        stop: stop.clone(),
     };
     for (i, w) in cfg.lcores.workers.iter().enumerate() {
         let lcore = w.lcore.unwrap_or_default();
