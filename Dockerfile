@@ -3,18 +3,18 @@
 #
 # Build (x86_64; needs the internet for the base images, Debian's packages and crates.io):
 #
-#   docker build -t pxtr .
+#   docker build --build-arg GIT_COMMIT=$(git rev-parse --short=12 HEAD) -t pxtr .
 #
 # Run with full device access (hugepages, VFIO, sysfs, host networking):
 #
 #   docker run --rm -it --privileged --network host -v /dev/hugepages:/dev/hugepages -v /sys/bus/pci:/sys/bus/pci -v /sys/devices/system/node:/sys/devices/system/node -v /dev/vfio:/dev/vfio -v /etc/pxtr/pxtr.toml:/etc/pxtr/pxtr.toml:ro pxtr
 #
 # Least-privilege variant, for NICs bound to vfio-pci behind an IOMMU. VFIO_GROUP is the NIC's
-# IOMMU group (repeat --device for each group of each NIC in the config). IPC_LOCK and the
-# memlock ulimit let VFIO pin DMA memory; NET_ADMIN and NET_RAW serve the kernel-side interfaces;
-# SYS_RAWIO allows the port I/O some PMDs use (iopl/ioperm); SYS_NICE is what Docker's default
-# seccomp profile asks before it allows get_mempolicy/set_mempolicy/mbind, which DPDK uses to
-# place hugepage memory on the NIC's NUMA node (without it, it falls back to NUMA-unaware memory).
+# IOMMU group (one --device per group, for each NIC in the config). IPC_LOCK and the memlock
+# ulimit let VFIO pin DMA memory; NET_ADMIN and NET_RAW cover kernel-facing interfaces and
+# iproute2; SYS_RAWIO allows the port I/O (iopl/ioperm) some PMDs use; SYS_NICE is what Docker's
+# default seccomp profile asks before it allows get_mempolicy/set_mempolicy/mbind, which DPDK uses
+# to put hugepage memory on the NIC's NUMA node (without it DPDK falls back to NUMA-unaware memory).
 #
 #   VFIO_GROUP=$(basename "$(readlink /sys/bus/pci/devices/0000:01:00.0/iommu_group)")
 #   docker run --rm -it --network host --cap-add IPC_LOCK --cap-add NET_ADMIN --cap-add NET_RAW --cap-add SYS_RAWIO --cap-add SYS_NICE --ulimit memlock=-1 --device /dev/vfio/vfio --device "/dev/vfio/$VFIO_GROUP" -v /dev/hugepages:/dev/hugepages -v /etc/pxtr/pxtr.toml:/etc/pxtr/pxtr.toml:ro pxtr
@@ -28,7 +28,8 @@ FROM rust:1-bookworm AS build
 
 # What `cargo build --features static` needs: DPDK's headers, pkg-config file and static
 # archives (libdpdk-dev, which pulls in the -dev packages of every system library the drivers
-# use), libclang for bindgen, and libsystemd-dev: libpcap's private link flags end in -lsystemd.
+# use), libclang and clang for bindgen, and libsystemd-dev: libpcap's static link flags (through
+# dbus-1) include -lsystemd, which needs libsystemd.so at link time.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         clang \
@@ -38,6 +39,9 @@ RUN apt-get update \
         pkg-config \
     && rm -rf /var/lib/apt/lists/*
 
+# .git is not copied (.dockerignore): the commit for `pxtr --version` comes in as an argument.
+ARG GIT_COMMIT=unknown
+ENV GIT_COMMIT=$GIT_COMMIT
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --features static \
