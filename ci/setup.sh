@@ -40,7 +40,7 @@ if ! command -v cargo >/dev/null 2>&1; then
   done
 fi
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "ci/setup.sh: no Rust toolchain (cargo) found. pxtr needs Rust 1.80 or newer (rustup.rs);" >&2
+  echo "ci/setup.sh: no Rust toolchain (cargo) found. pxtr needs Rust 1.81 or newer (rustup.rs);" >&2
   echo "Debian 12's own rustc (1.63) is too old." >&2
   exit 1
 fi

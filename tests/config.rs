@@ -106,6 +106,54 @@ fn pci_ports_are_allow_listed() {
 /// expected path, a fragment of the message, the text on the line the issue must point at).
 const BROKEN: &[(&str, &str, &str, &str, &str, &str)] = &[
     (
+        "attached EAL option",
+        "in_memory = true",
+        "in_memory = true\nextra_args = [\"-l0-3\"]",
+        "eal.extra_args[0]",
+        "pxtr sets -l itself",
+        "extra_args",
+    ),
+    (
+        "short PCI address",
+        "device = \"net_ring0\"",
+        "device = \"03:00.0\"",
+        "ports[1].device",
+        "0000:03:00.0",
+        "device = \"03:00.0\"",
+    ),
+    (
+        "network address",
+        "addresses = [\"10.1.1.5/24\"]",
+        "addresses = [\"10.1.1.0/24\"]",
+        "ports[0].addresses[0]",
+        "network or broadcast",
+        "10.1.1.0/24\"]",
+    ),
+    (
+        "gateway is our address",
+        "gateway = \"192.0.2.254\"",
+        "gateway = \"192.0.2.1\"",
+        "ports[1].gateway",
+        "own address",
+        "gateway = \"192.0.2.1\"",
+    ),
+    (
+        "burst below 4",
+        "idle = \"adaptive\"",
+        "idle = \"adaptive\"\nburst = 2",
+        "dataplane.burst",
+        "from 4 to 64",
+        "burst = 2",
+    ),
+    (
+        "rings exceed the pool",
+        "rx_descriptors = 256 ",
+        "rx_descriptors = 4096 ",
+        "mempool.mbufs",
+        "can hold",
+        "mbufs = 4095",
+    ),
+    (
         "unknown role",
         "role = \"pxtr\"",
         "role = \"router\"",
@@ -278,7 +326,7 @@ const BROKEN: &[(&str, &str, &str, &str, &str, &str)] = &[
         "idle = \"adaptive\"",
         "idle = \"adaptive\"\nburst = 500",
         "dataplane.burst",
-        "from 1 to 64",
+        "from 4 to 64",
         "burst = 500",
     ),
     (
@@ -294,7 +342,7 @@ const BROKEN: &[(&str, &str, &str, &str, &str, &str)] = &[
         "in_memory = true",
         "in_memory = true\nextra_args = [\"--vdev=net_tap0\"]",
         "eal.extra_args[0]",
-        "pxtr sets this",
+        "pxtr sets --vdev itself",
         "extra_args",
     ),
     (
@@ -498,4 +546,128 @@ fn check_config_exit_codes_and_messages() {
     let out = pxtr(&["check-config"]);
     assert_eq!(out.status.code(), Some(2), "usage error");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn problems_after_a_removed_array_element_keep_file_numbering() {
+    let text = LAB.replacen(
+        "rlocs = [\"192.0.2.1\"]",
+        "rlocs = [\n  \"nope\",\n  \"192.0.2.1\",\n  \"224.0.0.1\",\n]",
+        1,
+    );
+    let found = issues(&text);
+    let bad = found
+        .iter()
+        .find(|i| i.path == "lisp.rlocs[0]")
+        .expect("rlocs[0] is not an address");
+    assert_eq!(bad.line, Some(line_of(&text, "\"nope\"")));
+    let mc = found
+        .iter()
+        .find(|i| i.path == "lisp.rlocs[2]")
+        .expect("rlocs[2] is multicast");
+    assert_eq!(mc.line, Some(line_of(&text, "224.0.0.1")));
+    assert!(
+        !found.iter().any(|i| i.path == "lisp.rlocs[1]"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn validation_problems_in_surviving_elements_are_not_lost() {
+    let text = format!(
+        "{LAB}\n[[lisp.database_mappings]]\npriority = 1\n\n[[lisp.database_mappings]]\nprefix = \"10.2.0.1/16\"\npriority = 255\n\n[[lisp.database_mappings]]\nprefix = \"10.3.0.0/16\"\npriority = 300\n"
+    );
+    // Appending [[lisp.database_mappings]] after [control] is valid TOML: it reopens [lisp].
+    let found = issues(&text);
+    let paths: Vec<&str> = found.iter().map(|i| i.path.as_str()).collect();
+    for p in [
+        "lisp.database_mappings[0]",
+        "lisp.database_mappings[1].prefix",
+        "lisp.database_mappings[1].priority",
+        "lisp.database_mappings[2].priority",
+    ] {
+        assert!(paths.contains(&p), "{p} missing from {paths:?}");
+    }
+    let host_bits = found
+        .iter()
+        .find(|i| i.path == "lisp.database_mappings[1].prefix")
+        .unwrap();
+    assert_eq!(host_bits.line, Some(line_of(&text, "10.2.0.1/16")));
+}
+
+#[test]
+fn types_are_strict() {
+    for (from, to, path) in [
+        ("mbufs = 4095", "mbufs = 4094.6", "mempool.mbufs"),
+        ("cache = 128", "cache = \"yes\"", "mempool.cache"),
+        ("hugepages = false", "hugepages = \"no\"", "eal.hugepages"),
+        ("key_id = 2", "key_id = true", "map_server.sites[0].key_id"),
+        ("memory_mb = 256", "memory_mb = 1e3", "eal.memory_mb"),
+    ] {
+        let text = LAB.replacen(from, to, 1);
+        let found = issues(&text);
+        assert!(found.iter().any(|i| i.path == path), "{to}: {found:?}");
+    }
+}
+
+#[test]
+fn too_many_errors_do_not_validate_a_config_that_is_not_the_file() {
+    let many: Vec<String> = (0..80).map(|i| format!("\"bad{i}\"")).collect();
+    let text = LAB.replacen(
+        "rlocs = [\"192.0.2.1\"]",
+        &format!("rlocs = [{}]", many.join(", ")),
+        1,
+    );
+    let found = issues(&text);
+    assert!(
+        !found.iter().any(|i| i.path == "appliance.role"),
+        "role is set in the file: {found:?}"
+    );
+    assert!(found.len() <= 64);
+}
+
+#[test]
+fn environment_cannot_reach_into_arrays() {
+    let env: HashMap<String, String> = [("PXTR_PORTS__0__MTU".to_owned(), "9000".to_owned())]
+        .into_iter()
+        .collect();
+    match config::load_str(LAB, Path::new("lab.toml"), Some(env)) {
+        Err(ConfigError::Invalid { issues, .. }) => {
+            assert_eq!(issues.len(), 1, "{issues:?}");
+            assert_eq!(issues[0].env_var.as_deref(), Some("PXTR_PORTS__0__MTU"));
+        }
+        other => panic!("expected an invalid config, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_environment_string_that_looks_like_a_number_stays_a_string() {
+    let env: HashMap<String, String> = [("PXTR_APPLIANCE__NAME".to_owned(), "1234".to_owned())]
+        .into_iter()
+        .collect();
+    let cfg = config::load_str(LAB, Path::new("lab.toml"), Some(env)).unwrap();
+    assert_eq!(cfg.appliance.name, "1234");
+}
+
+#[test]
+fn a_non_utf8_environment_does_not_crash_check_config() {
+    use std::os::unix::ffi::OsStrExt;
+    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lab.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_pxtr"))
+        .args(["check-config", lab.to_str().unwrap()])
+        .env(
+            std::ffi::OsStr::from_bytes(b"PXTR_JUNK"),
+            std::ffi::OsStr::from_bytes(b"\xff\xfe"),
+        )
+        .env(
+            std::ffi::OsStr::from_bytes(b"OTHER"),
+            std::ffi::OsStr::from_bytes(b"\xff"),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -57,9 +57,10 @@ pub struct RunReport {
     pub mbufs_total: u32,
 }
 
+// Field order is drop order: workers are joined before the ports they poll are closed.
 struct Running {
-    ports: Vec<(String, Port)>,
     workers: Vec<(LcoreJoin<WorkerReport>, Arc<WorkerCounters>)>,
+    ports: Vec<(String, Port)>,
     stop: StopFlag,
 }
 
@@ -79,6 +80,12 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, AppError> {
         (signal_hook::consts::SIGINT, "SIGINT"),
         (signal_hook::consts::SIGTERM, "SIGTERM"),
     ] {
+        // A second signal while shutting down exits at once (exit code 130).
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.as_atomic().clone())
+            .map_err(|source| AppError::Signal {
+                signal: name,
+                source,
+            })?;
         signal_hook::flag::register(sig, stop.as_atomic().clone()).map_err(|source| {
             AppError::Signal {
                 signal: name,

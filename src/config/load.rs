@@ -2,7 +2,7 @@
 //! deserialization that collects every type error, then semantic validation; each problem gets
 //! the file's line (or the environment variable) it came from.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use config::{Environment, File, FileFormat, Value, ValueKind};
@@ -101,21 +101,17 @@ pub fn load_str(
             message: e.message().trim().to_owned(),
         }
     })?;
-    // Only PXTR_<SECTION>__<KEY> variables are config overrides: every top-level key is a
-    // section, so a PXTR_ variable without the separator belongs to something else.
-    let env = env.unwrap_or_else(|| std::env::vars().collect());
-    let overrides: config::Map<String, String> = env
-        .into_iter()
-        .filter(|(k, _)| {
-            k.strip_prefix(ENV_PREFIX)
-                .and_then(|r| r.strip_prefix('_'))
-                .is_some_and(|r| r.contains(ENV_SEPARATOR))
-        })
-        .collect();
+    // Variables that are not valid UTF-8 cannot be config overrides: skip them, never panic.
+    let env = env.unwrap_or_else(|| {
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect()
+    });
+    let (overrides, mut issues) = env_overrides(env);
     let env_source = Environment::with_prefix(ENV_PREFIX)
         .prefix_separator("_")
         .separator(ENV_SEPARATOR)
-        .try_parsing(true)
+        .try_parsing(false)
         .source(Some(overrides));
     let merged = config::Config::builder()
         .add_source(File::from_str(text, FileFormat::Toml))
@@ -125,29 +121,40 @@ pub fn load_str(
             file: origin.to_owned(),
             message: e.to_string(),
         })?;
-    let original = merged.cache;
-    let mut tree = original.clone();
+    // The config crate coerces types when it deserializes ("yes" into 1, 4094.6 into 4095):
+    // take its merged tree as plain JSON values and deserialize strictly instead.
+    let mut env_paths = HashSet::new();
+    let mut tree = to_json(&merged.cache, &mut Vec::new(), &mut env_paths);
 
-    let (config, mut issues) = deserialize_collecting(&mut tree);
-    let bad_paths: Vec<String> = issues.iter().map(|i| i.path.clone()).collect();
-    for issue in validate(&config) {
-        // Skip follow-on reports about a value already reported as malformed.
-        if bad_paths.iter().any(|b| {
-            issue.path == *b
-                || issue.path.starts_with(&format!("{b}."))
-                || issue.path.starts_with(&format!("{b}["))
-        }) {
-            continue;
+    let outcome = deserialize_collecting(&mut tree, &env_paths);
+    issues.extend(outcome.issues);
+    if let Some(config) = outcome.config {
+        let bad_paths: Vec<String> = issues.iter().map(|i| i.path.clone()).collect();
+        for mut issue in validate(&config) {
+            // Validation saw the tree with malformed elements removed: renumber to the file's.
+            issue.path = format_path(&to_original(&parse_path(&issue.path), &outcome.removed));
+            // Skip follow-on reports about a value already reported as malformed.
+            if bad_paths.iter().any(|b| {
+                issue.path == *b
+                    || issue.path.starts_with(&format!("{b}."))
+                    || issue.path.starts_with(&format!("{b}["))
+            }) {
+                continue;
+            }
+            issues.push(issue);
         }
-        issues.push(issue);
-    }
-    if issues.is_empty() {
-        return Ok(config);
+        if issues.is_empty() {
+            return Ok(config);
+        }
     }
     for issue in &mut issues {
         let segs = parse_path(&issue.path);
-        issue.env_var = env_var_for(&original, &segs);
-        issue.line = line_of(&doc, text, &segs);
+        if issue.env_var.is_none() && env_paths.contains(&format_path(&segs)) {
+            issue.env_var = Some(env_var_name(&segs));
+        }
+        if issue.env_var.is_none() {
+            issue.line = line_of(&doc, text, &segs);
+        }
     }
     // In file order; environment and whole-file problems last.
     issues.sort_by_key(|i| (i.env_var.is_some(), i.line.unwrap_or(usize::MAX)));
@@ -157,12 +164,39 @@ pub fn load_str(
     })
 }
 
-/// The `PXTR_*` variable that set the value at `segs`, if the environment set it.
-fn env_var_for(tree: &Value, segs: &[Seg]) -> Option<String> {
-    let v = node(tree, segs)?;
-    if v.origin() != Some("the environment") {
-        return None;
+/// Picks the `PXTR_<SECTION>__<KEY>` overrides out of `env`. Every top-level key is a section,
+/// so a PXTR_ variable without the separator belongs to something else and is ignored; one that
+/// reaches into an array is refused (arrays are overridden whole or not at all).
+fn env_overrides(env: HashMap<String, String>) -> (config::Map<String, String>, Vec<Issue>) {
+    let mut overrides = config::Map::new();
+    let mut issues = Vec::new();
+    for (k, v) in env {
+        let Some(rest) = k.strip_prefix(ENV_PREFIX).and_then(|r| r.strip_prefix('_')) else {
+            continue;
+        };
+        if !rest.contains(ENV_SEPARATOR) {
+            continue;
+        }
+        let parts: Vec<&str> = rest.split(ENV_SEPARATOR).collect();
+        if parts
+            .iter()
+            .any(|p| p.is_empty() || p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            let mut issue = Issue::new(
+                parts.join(".").to_lowercase(),
+                Some(format!("{v:?}")),
+                "environment variables override single keys of sections; an array element cannot be overridden (set the whole array in the file)",
+            );
+            issue.env_var = Some(k.clone());
+            issues.push(issue);
+            continue;
+        }
+        overrides.insert(k, v);
     }
+    (overrides, issues)
+}
+
+fn env_var_name(segs: &[Seg]) -> String {
     let keys: Vec<String> = segs
         .iter()
         .map(|s| match s {
@@ -170,25 +204,117 @@ fn env_var_for(tree: &Value, segs: &[Seg]) -> Option<String> {
             Seg::Index(i) => i.to_string(),
         })
         .collect();
-    Some(format!("{ENV_PREFIX}_{}", keys.join(ENV_SEPARATOR)))
+    format!("{ENV_PREFIX}_{}", keys.join(ENV_SEPARATOR))
+}
+
+/// Converts the config crate's tree to JSON, keeping the file's types. Values from the
+/// environment are strings: they become numbers or booleans where they read as such (and go
+/// back to strings if the field wants one); their paths are collected in `env_paths`.
+fn to_json(v: &Value, path: &mut Vec<Seg>, env_paths: &mut HashSet<String>) -> serde_json::Value {
+    use serde_json::Value as J;
+    match &v.kind {
+        ValueKind::Nil => J::Null,
+        ValueKind::Boolean(b) => J::Bool(*b),
+        ValueKind::I64(n) => J::from(*n),
+        ValueKind::U64(n) => J::from(*n),
+        ValueKind::I128(n) => i64::try_from(*n)
+            .map(J::from)
+            .unwrap_or_else(|_| J::String(n.to_string())),
+        ValueKind::U128(n) => u64::try_from(*n)
+            .map(J::from)
+            .unwrap_or_else(|_| J::String(n.to_string())),
+        ValueKind::Float(f) => serde_json::Number::from_f64(*f)
+            .map(J::Number)
+            .unwrap_or(J::Null),
+        ValueKind::String(s) => {
+            if v.origin() == Some(ENV_ORIGIN) {
+                env_paths.insert(format_path(path));
+                env_scalar(s)
+            } else {
+                J::String(s.clone())
+            }
+        }
+        ValueKind::Table(t) => {
+            let mut m = serde_json::Map::new();
+            for (k, child) in t {
+                path.push(Seg::Key(k.clone()));
+                m.insert(k.clone(), to_json(child, path, env_paths));
+                path.pop();
+            }
+            J::Object(m)
+        }
+        ValueKind::Array(a) => {
+            let mut out = Vec::with_capacity(a.len());
+            for (i, child) in a.iter().enumerate() {
+                path.push(Seg::Index(i));
+                out.push(to_json(child, path, env_paths));
+                path.pop();
+            }
+            J::Array(out)
+        }
+    }
+}
+
+/// The config crate's origin label for values from the environment.
+const ENV_ORIGIN: &str = "the environment";
+
+fn env_scalar(s: &str) -> serde_json::Value {
+    use serde_json::Value as J;
+    match s {
+        "true" => J::Bool(true),
+        "false" => J::Bool(false),
+        _ => s
+            .parse::<i64>()
+            .map(J::from)
+            .ok()
+            .or_else(|| s.parse::<u64>().map(J::from).ok())
+            .unwrap_or_else(|| J::String(s.to_owned())),
+    }
+}
+
+/// What deserialization found.
+struct Outcome {
+    /// The config, unless it gave up (too many errors, or one it could not remove).
+    config: Option<Config>,
+    issues: Vec<Issue>,
+    /// Original indices removed from each array (by the array's path in file numbering).
+    removed: HashMap<String, Vec<usize>>,
 }
 
 /// Deserializes `tree` into a Config, removing each malformed value and trying again so that
 /// every type error in the file is reported, not only the first.
-fn deserialize_collecting(tree: &mut Value) -> (Config, Vec<Issue>) {
+fn deserialize_collecting(tree: &mut serde_json::Value, env_paths: &HashSet<String>) -> Outcome {
     let mut issues = Vec::new();
-    // Original indices removed from each array (by the array's path in original numbering).
     let mut removed: HashMap<String, Vec<usize>> = HashMap::new();
-    for _ in 0..MAX_TYPE_ERRORS {
-        match serde_path_to_error::deserialize::<_, Config>(tree.clone()) {
-            Ok(cfg) => return (cfg, issues),
+    let mut stringified: HashSet<String> = HashSet::new();
+    for _ in 0..MAX_TYPE_ERRORS * 2 {
+        match serde_path_to_error::deserialize::<_, Config>(&*tree) {
+            Ok(cfg) => {
+                return Outcome {
+                    config: Some(cfg),
+                    issues,
+                    removed,
+                }
+            }
             Err(err) => {
                 let current = segs_of(err.path());
                 let original = to_original(&current, &removed);
-                let value = node(tree, &current).and_then(show_value);
+                let key = format_path(&original);
+                // An environment value read as a number or boolean may be meant as a string.
+                if env_paths.contains(&key) && !stringified.contains(&key) {
+                    if let Some(node) = node_mut(tree, &current) {
+                        if !node.is_string() {
+                            *node = serde_json::Value::String(node.to_string());
+                            stringified.insert(key);
+                            continue;
+                        }
+                    }
+                }
+                let value = node_mut(tree, &current).and_then(|v| show_value(v));
                 let message = clean_serde_message(&err.inner().to_string());
-                issues.push(Issue::new(format_path(&original), value, message));
-                if current.is_empty() || !remove(tree, &current) {
+                issues.push(Issue::new(key, value, message));
+                if issues.len() >= MAX_TYPE_ERRORS || current.is_empty() || !remove(tree, &current)
+                {
                     break;
                 }
                 if let (Some(Seg::Index(i)), Some(Seg::Index(_))) =
@@ -202,8 +328,13 @@ fn deserialize_collecting(tree: &mut Value) -> (Config, Vec<Issue>) {
             }
         }
     }
-    // Too many errors, or one we could not remove: report what we have on top of defaults.
-    (Config::default(), issues)
+    // Too many errors, or one we could not remove: report those, and do not validate a config
+    // that is not the file's.
+    Outcome {
+        config: None,
+        issues,
+        removed,
+    }
 }
 
 /// Maps array indices in a path of the pruned tree back to the file's numbering.
@@ -233,39 +364,28 @@ fn to_original(current: &[Seg], removed: &HashMap<String, Vec<usize>>) -> Vec<Se
     out
 }
 
-fn node<'a>(tree: &'a Value, segs: &[Seg]) -> Option<&'a Value> {
+fn node_mut<'a>(
+    tree: &'a mut serde_json::Value,
+    segs: &[Seg],
+) -> Option<&'a mut serde_json::Value> {
     let mut cur = tree;
     for seg in segs {
-        cur = match (seg, &cur.kind) {
-            (Seg::Key(k), ValueKind::Table(t)) => t.get(k)?,
-            (Seg::Index(i), ValueKind::Array(a)) => a.get(*i)?,
+        cur = match (seg, cur) {
+            (Seg::Key(k), serde_json::Value::Object(m)) => m.get_mut(k)?,
+            (Seg::Index(i), serde_json::Value::Array(a)) => a.get_mut(*i)?,
             _ => return None,
         };
     }
     Some(cur)
 }
 
-fn remove(tree: &mut Value, segs: &[Seg]) -> bool {
+fn remove(tree: &mut serde_json::Value, segs: &[Seg]) -> bool {
     let Some((last, parent)) = segs.split_last() else {
         return false;
     };
-    let mut cur = tree;
-    for seg in parent {
-        cur = match (seg, &mut cur.kind) {
-            (Seg::Key(k), ValueKind::Table(t)) => match t.get_mut(k) {
-                Some(v) => v,
-                None => return false,
-            },
-            (Seg::Index(i), ValueKind::Array(a)) => match a.get_mut(*i) {
-                Some(v) => v,
-                None => return false,
-            },
-            _ => return false,
-        };
-    }
-    match (last, &mut cur.kind) {
-        (Seg::Key(k), ValueKind::Table(t)) => t.remove(k).is_some(),
-        (Seg::Index(i), ValueKind::Array(a)) if *i < a.len() => {
+    match (last, node_mut(tree, parent)) {
+        (Seg::Key(k), Some(serde_json::Value::Object(m))) => m.remove(k).is_some(),
+        (Seg::Index(i), Some(serde_json::Value::Array(a))) if *i < a.len() => {
             a.remove(*i);
             true
         }
@@ -273,27 +393,19 @@ fn remove(tree: &mut Value, segs: &[Seg]) -> bool {
     }
 }
 
-fn show_value(v: &Value) -> Option<String> {
-    Some(match &v.kind {
-        ValueKind::Nil => return None,
-        ValueKind::Boolean(b) => b.to_string(),
-        ValueKind::I64(n) => n.to_string(),
-        ValueKind::I128(n) => n.to_string(),
-        ValueKind::U64(n) => n.to_string(),
-        ValueKind::U128(n) => n.to_string(),
-        ValueKind::Float(n) => n.to_string(),
-        ValueKind::String(s) => format!("{s:?}"),
-        ValueKind::Table(_) => "{...}".to_owned(),
-        ValueKind::Array(_) => "[...]".to_owned(),
+fn show_value(v: &serde_json::Value) -> Option<String> {
+    use serde_json::Value as J;
+    Some(match v {
+        J::Null => return None,
+        J::Object(_) => "{...}".to_owned(),
+        J::Array(_) => "[...]".to_owned(),
+        other => other.to_string(),
     })
 }
 
 /// serde's messages name Rust types ("u16", "a borrowed string"); say what the file needs.
 fn clean_serde_message(m: &str) -> String {
-    // The config crate appends its own rendering of the key; the issue carries the path.
-    let m = m.split(" for key `").next().unwrap_or(m);
-    m.replace("expected an integer", "expected a whole number")
-        .replace("expected u8", "expected a whole number from 0 to 255")
+    m.replace("expected u8", "expected a whole number from 0 to 255")
         .replace("expected u16", "expected a whole number from 0 to 65535")
         .replace(
             "expected u32",

@@ -148,24 +148,9 @@ fn check_eal_and_mempool(c: &mut Checker, cfg: &Config) {
         );
     }
     for (i, a) in e.extra_args.iter().enumerate() {
-        let flag = a.split('=').next().unwrap_or("");
-        if [
-            "-l",
-            "--lcores",
-            "-c",
-            "--main-lcore",
-            "-a",
-            "--allow",
-            "--vdev",
-            "-m",
-            "--no-huge",
-            "--file-prefix",
-            "--in-memory",
-        ]
-        .contains(&flag)
-        {
-            c.bad(format!("eal.extra_args[{i}]"), Some(format!("{a:?}")),
-                "pxtr sets this EAL option from the rest of the file (lcores, ports, eal.memory_mb, eal.hugepages, eal.file_prefix, eal.in_memory)");
+        if let Some(owned) = owned_eal_option(a) {
+            c.bad(format!("eal.extra_args[{i}]"), Some(format!("{a:?}")), format!(
+                "pxtr sets {owned} itself from the rest of the file (lcores, ports, eal.memory_mb, eal.hugepages, eal.file_prefix, eal.in_memory)"));
         }
     }
     let m = &cfg.mempool;
@@ -189,12 +174,55 @@ fn check_eal_and_mempool(c: &mut Checker, cfg: &Config) {
             break;
         }
     }
+    // Descriptor rings and per-lcore caches hold mbufs too: the pool must cover them all.
+    let lcores = cfg.lcores.workers.len() as u64 + 1;
+    let tx_queues = lcores; // one per worker and one for the control core, on every port
+    let held: u64 = cfg
+        .ports
+        .iter()
+        .map(|p| {
+            u64::from(p.rx_queues) * u64::from(p.rx_descriptors)
+                + tx_queues * u64::from(p.tx_descriptors)
+        })
+        .sum::<u64>()
+        + lcores * (u64::from(m.cache) + u64::from(cfg.dataplane.burst));
+    if held > u64::from(m.mbufs) {
+        c.bad("mempool.mbufs", Some(m.mbufs.to_string()), format!(
+            "the ports' descriptor rings and the lcores' caches can hold {held} mbufs at once: raise mempool.mbufs above that (with room for packets in flight) or lower the descriptor counts"));
+    }
     // Each mbuf costs its data room plus ~256 bytes of header and mempool overhead.
     let pool_mib = (u64::from(m.mbufs) * (u64::from(m.data_room) + 256)) >> 20;
     if pool_mib + 32 > u64::from(e.memory_mb) && e.memory_mb >= 64 {
         c.bad("eal.memory_mb", Some(e.memory_mb.to_string()), format!(
             "the packet pool ({} mbufs of {} bytes) needs about {} MiB plus 32 MiB for EAL: raise eal.memory_mb or lower mempool.mbufs",
             m.mbufs, m.data_room, pool_mib));
+    }
+}
+
+/// EAL options pxtr derives from the file, as the option `arg` starts with (attached values
+/// like "-l0-3" or "--lcores=..." included), or None.
+fn owned_eal_option(arg: &str) -> Option<&'static str> {
+    const LONG: &[&str] = &[
+        "--lcores",
+        "--main-lcore",
+        "--allow",
+        "--block",
+        "--vdev",
+        "--no-huge",
+        "--file-prefix",
+        "--in-memory",
+        "--socket-mem",
+        "--no-shconf",
+        "--proc-type",
+        "--no-pci",
+        "--legacy-mem",
+    ];
+    const SHORT: &[&str] = &["-l", "-c", "-a", "-b", "-m", "-s", "-S"];
+    if arg.starts_with("--") {
+        let name = arg.split('=').next().unwrap_or(arg);
+        LONG.iter().find(|o| **o == name).copied()
+    } else {
+        SHORT.iter().find(|o| arg.starts_with(**o)).copied()
     }
 }
 
@@ -219,6 +247,13 @@ fn check_ports(c: &mut Checker, cfg: &Config, role: Option<Role>) {
         } else if !p.is_pci() && !dev_name.starts_with("net_") {
             c.bad(at("device"), Some(format!("{:?}", p.device)),
                 "expected a PCI address like 0000:03:00.0 or a DPDK network vdev like net_tap0,iface=pxtr0 or net_af_packet0,iface=eth1");
+        } else if p.is_pci() && dev_name.len() != 12 {
+            c.bad(
+                at("device"),
+                Some(format!("{:?}", p.device)),
+                format!(
+                "write the PCI address with its domain, as DPDK names the port: 0000:{dev_name}"),
+            );
         } else if let Some(first) = devices.insert(dev_name.clone(), i) {
             c.bad(
                 at("device"),
@@ -261,6 +296,21 @@ fn check_ports(c: &mut Checker, cfg: &Config, role: Option<Role>) {
                     Some(a.to_string()),
                     "expected a unicast interface address with prefix length, e.g. 10.1.1.5/24",
                 );
+            } else if let IpNet::V4(n) = a {
+                if n.prefix_len() < 31 && (n.addr() == n.network() || n.addr() == n.broadcast()) {
+                    c.bad(
+                        format!("ports[{i}].addresses[{j}]"),
+                        Some(a.to_string()),
+                        "this is the subnet's network or broadcast address, not a host address",
+                    );
+                }
+            }
+            if a.addr().is_ipv6() && p.mtu < 1280 {
+                c.bad(
+                    at("mtu"),
+                    Some(p.mtu.to_string()),
+                    "a port with an IPv6 address needs an MTU of at least 1280",
+                );
             }
         }
         if v4 > 1 || v6 > 1 {
@@ -271,7 +321,13 @@ fn check_ports(c: &mut Checker, cfg: &Config, role: Option<Role>) {
             );
         }
         if let Some(gw) = p.gateway {
-            if !p.addresses.iter().any(|a| a.contains(&gw)) {
+            if p.addresses.iter().any(|a| a.addr() == gw) {
+                c.bad(
+                    at("gateway"),
+                    Some(gw.to_string()),
+                    "the gateway is this port's own address",
+                );
+            } else if !p.addresses.iter().any(|a| a.contains(&gw)) {
                 c.bad(
                     at("gateway"),
                     Some(gw.to_string()),
@@ -317,6 +373,15 @@ fn check_lcores(c: &mut Checker, cfg: &Config) {
             Some(l.control.to_string()),
             format!("lcore ids are below {MAX_LCORE}"),
         );
+    }
+    if let Some(cpu) = l.control_cpu {
+        if cpu >= 1024 {
+            c.bad(
+                "lcores.control_cpu",
+                Some(cpu.to_string()),
+                "expected a CPU number below 1024",
+            );
+        }
     }
     let mut used: HashMap<u32, String> = HashMap::new();
     used.insert(l.control, "lcores.control".into());
@@ -398,7 +463,8 @@ fn check_lcores(c: &mut Checker, cfg: &Config) {
 
 fn check_dataplane(c: &mut Checker, cfg: &Config) {
     let d = &cfg.dataplane;
-    c.range("dataplane.burst", d.burst, 1, MAX_BURST, "the burst size");
+    // Vector receive paths (ixgbe, i40e, ice, ...) return nothing for bursts below 4.
+    c.range("dataplane.burst", d.burst, 4, MAX_BURST, "the burst size");
     c.range(
         "dataplane.idle_max_sleep_us",
         d.idle_max_sleep_us,

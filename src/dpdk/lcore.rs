@@ -160,6 +160,16 @@ impl<T> LcoreJoin<T> {
     }
 
     fn wait(&mut self) {
+        // SAFETY: reading the calling thread's lcore id has no preconditions.
+        if unsafe { sys::rte_lcore_id() } == self.lcore {
+            // The job dropped its own handle: waiting for itself would never return.
+            tracing::error!(
+                lcore = self.lcore,
+                "an lcore job cannot wait for itself; not joining"
+            );
+            self.joined = true;
+            return;
+        }
         if !self.joined {
             // SAFETY: the lcore was launched by us; waiting returns when the job has returned.
             unsafe { sys::rte_eal_wait_lcore(self.lcore) };

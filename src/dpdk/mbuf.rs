@@ -179,12 +179,23 @@ impl Mbuf {
             == sys::RTE_MBUF_F_RX_L4_CKSUM_BAD as u64
     }
 
-    /// Asks the NIC to compute checksums: `flags` are `RTE_MBUF_F_TX_*` bits, the lengths are
-    /// those of the headers the flags refer to (L2, L3, L4).
+    /// Asks the NIC to compute checksums: `flags` are `RTE_MBUF_F_TX_*` checksum and
+    /// IP-version bits (IPV4, IPV6, IP_CKSUM, TCP/UDP/SCTP_CKSUM, OUTER_IPV4, OUTER_IPV6,
+    /// OUTER_IP_CKSUM, OUTER_UDP_CKSUM); any other bit is ignored, since flags such as
+    /// INDIRECT, EXTERNAL, TCP_SEG or SEC_OFFLOAD change how DPDK frees or transmits the mbuf.
+    /// The lengths are those of the headers the flags refer to (L2, L3, L4).
     #[inline(always)]
     pub fn set_tx_offload(&mut self, flags: u64, l2_len: u8, l3_len: u16, l4_len: u8) {
+        const ALLOWED: u64 = sys::RTE_MBUF_F_TX_IPV4
+            | sys::RTE_MBUF_F_TX_IPV6
+            | sys::RTE_MBUF_F_TX_IP_CKSUM
+            | sys::RTE_MBUF_F_TX_L4_MASK
+            | sys::RTE_MBUF_F_TX_OUTER_IPV4
+            | sys::RTE_MBUF_F_TX_OUTER_IPV6
+            | sys::RTE_MBUF_F_TX_OUTER_IP_CKSUM
+            | sys::RTE_MBUF_F_TX_OUTER_UDP_CKSUM;
         let m = self.raw_mut();
-        m.ol_flags = (m.ol_flags & !sys::RTE_MBUF_F_TX_OFFLOAD_MASK) | flags;
+        m.ol_flags = (m.ol_flags & !sys::RTE_MBUF_F_TX_OFFLOAD_MASK) | (flags & ALLOWED);
         // tx_offload bit layout (rte_mbuf_core.h): l2_len:7, l3_len:9, l4_len:8.
         let packed =
             u64::from(l2_len & 0x7f) | (u64::from(l3_len & 0x1ff) << 7) | (u64::from(l4_len) << 16);

@@ -4,8 +4,8 @@
 //! - [`Eal`] is a cheap handle; DPDK is cleaned up when the last handle (held by every pool,
 //!   port and ring) goes away, so nothing outlives the memory it lives in.
 //! - [`Mbuf`] owns one packet buffer and frees it on drop.
-//! - A [`Port`] hands out each [`RxQueue`] and [`TxQueue`] once; a queue is `Send` but not `Sync`,
-//!   so exactly one lcore polls it, as DPDK requires.
+//! - A [`Port`] hands out each [`RxQueue`] and [`TxQueue`] once, and bursts take `&mut self`,
+//!   so exactly one lcore polls a queue, as DPDK requires.
 //! - [`launch`] runs a closure on a pinned worker lcore; [`LcoreJoin::join`] waits for it.
 
 mod cycles;

@@ -21,7 +21,7 @@ pub struct PortConfig {
     pub rx_descriptors: u16,
     /// Descriptors per transmit queue (adjusted to what the device allows).
     pub tx_descriptors: u16,
-    /// MTU to set, or `None` to keep the device's.
+    /// MTU to set, or `None` for DPDK's default (1500).
     pub mtu: Option<u16>,
     /// Receive frames for any MAC (needed on the server subnet for proxy-ARP and EID detection).
     pub promiscuous: bool,
@@ -337,11 +337,13 @@ impl Port {
         let enabled = OffloadCaps {
             rx_ipv4_checksum: capabilities.rx_ipv4_checksum,
             rx_udp_checksum: capabilities.rx_udp_checksum,
-            rx_tcp_checksum: capabilities.rx_tcp_checksum,
+            // pxtr checks and fills IPv4 and UDP checksums only (outer headers); asking for
+            // more would push some PMDs off their vector paths for nothing.
+            rx_tcp_checksum: false,
             rx_rss_hash: rss && capabilities.rx_rss_hash,
             tx_ipv4_checksum: capabilities.tx_ipv4_checksum,
             tx_udp_checksum: capabilities.tx_udp_checksum,
-            tx_tcp_checksum: capabilities.tx_tcp_checksum,
+            tx_tcp_checksum: false,
             tx_outer_ipv4_checksum: false,
             tx_outer_udp_checksum: false,
             tx_multi_segs: capabilities.tx_multi_segs,
@@ -404,17 +406,20 @@ impl Port {
             _pool: pool.clone(),
             _eal: eal.clone(),
         });
-        let mut promiscuous = false;
-        if cfg.promiscuous {
-            // SAFETY: started port.
-            match unsafe { sys::rte_eth_promiscuous_enable(id) } {
-                0 => promiscuous = true,
-                e if -e == libc::ENOTSUP => {
-                    tracing::warn!(port = name, driver = %driver, "device cannot enter promiscuous mode")
-                }
-                e => check("rte_eth_promiscuous_enable", e).map(|_| ())?,
-            }
+        // SAFETY (both calls): started port.
+        let ret = if cfg.promiscuous {
+            unsafe { sys::rte_eth_promiscuous_enable(id) }
+        } else {
+            unsafe { sys::rte_eth_promiscuous_disable(id) }
+        };
+        match ret {
+            0 => {}
+            e if -e == libc::ENOTSUP => tracing::warn!(port = name, driver = %driver,
+                wanted = cfg.promiscuous, "device cannot change promiscuous mode"),
+            e => check("rte_eth_promiscuous_enable/disable", e).map(|_| ())?,
         }
+        // SAFETY: started port.
+        let promiscuous = unsafe { sys::rte_eth_promiscuous_get(id) } == 1;
         let mut mac = sys::rte_ether_addr::default();
         // SAFETY: valid port id and out pointer.
         check("rte_eth_macaddr_get", unsafe {
