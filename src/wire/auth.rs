@@ -103,12 +103,12 @@ fn mac_of(alg: Algorithm, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 }
 
 /// Fills in the authentication data of an emitted Map-Register, Map-Notify or Map-Notify-Ack
-/// whose key-id field names the algorithm and whose authentication data field (of the
-/// algorithm's `auth_len`) is zero.
+/// whose key-id field names the algorithm and whose authentication data field is as long as the
+/// whole HMAC output (what peers expect) or its truncated 96/128 bits.
 pub fn sign(msg: &mut [u8], key: &[u8]) -> Result<()> {
     let (key_id, len) = registration_message(msg)?;
     let alg = Algorithm::from_key_id(key_id)?;
-    if len != alg.auth_len() {
+    if len != alg.auth_len() && len != alg.truncated_len() {
         return Err(Error::AuthLength {
             key_id,
             got: len,
