@@ -702,7 +702,8 @@ fn decap_applies_rfc6040_and_ttl_rules() {
 #[test]
 fn decap_rejects_what_is_not_lisp_data() {
     let good = encap_with(OUTER4, &inner_ipv4(64, 0, false, b"z"), DataRepr::default());
-    let cases: Vec<(Box<dyn Fn(&mut Vec<u8>)>, Error)> = vec![
+    type Mutation = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(Mutation, Error)> = vec![
         (Box::new(|p| p[10] ^= 1), Error::Ipv4Checksum),
         (Box::new(|p| p.truncate(30)), Error::IpLength),
         (Box::new(|p| p[0] = 0x75), Error::IpVersion(7)),
