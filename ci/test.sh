@@ -13,3 +13,5 @@ echo "== cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --locked --workspace --all-targets
+echo "== fuzz (bounded)"
+ci/fuzz.sh "${PXTR_FUZZ_SECONDS:-15}"
