@@ -9,7 +9,10 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(r) = DataRepr::parse(&h) {
             let mut b = [0u8; 8];
             r.emit(&mut b).expect("a parsed header re-emits");
-            assert_eq!(DataRepr::parse(&DataHeader::new_checked(&b[..]).unwrap()).unwrap(), r);
+            assert_eq!(
+                DataRepr::parse(&DataHeader::new_checked(&b[..]).unwrap()).unwrap(),
+                r
+            );
         }
     }
 });
