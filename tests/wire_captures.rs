@@ -1,4 +1,4 @@
-//! Real packets from Open Overlay Router 1.3.0 (../shared/captures): every one parses, every
+//! Real packets from Open Overlay Router 1.3.0 (tests/data, from shared/captures): every one parses, every
 //! Map-Register and Map-Notify verifies with the capture's key and fails with another, and
 //! every control message re-emits to the same bytes.
 
