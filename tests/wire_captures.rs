@@ -1,4 +1,5 @@
-//! Real packets from Open Overlay Router 1.3.0 (tests/data, from shared/captures): every one parses, every
+//! Real packets from Open Overlay Router 1.3.0 (tests/data/, a copy of shared/captures/):
+//! every one parses, every
 //! Map-Register and Map-Notify verifies with the capture's key and fails with another, and
 //! every control message re-emits to the same bytes.
 
@@ -14,8 +15,7 @@ use pxtr::wire::encap;
 use pxtr::wire::{Address, Error, LISP_CONTROL_PORT, LISP_DATA_PORT};
 
 fn capture() -> Vec<Vec<u8>> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/captures/oor-1.3.0-ms-xtr.pcap");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/oor-1.3.0-ms-xtr.pcap");
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     pcap::read(&bytes)
 }
