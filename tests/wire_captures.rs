@@ -1,7 +1,6 @@
 //! Real packets from Open Overlay Router 1.3.0 (tests/data/, a copy of shared/captures/):
-//! every one parses, every
-//! Map-Register and Map-Notify verifies with the capture's key and fails with another, and
-//! every control message re-emits to the same bytes.
+//! every one parses, every Map-Register and Map-Notify verifies with the capture's key and fails
+//! with another, and every control message re-emits to the same bytes.
 
 mod common;
 
