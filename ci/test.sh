@@ -13,5 +13,7 @@ echo "== cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --locked --workspace --all-targets
+echo "== map-cache benchmark, smoke mode (answers must equal DPDK rte_lpm's)"
+perf/mapcache.sh --smoke
 echo "== fuzz (bounded)"
 ci/fuzz.sh "${PXTR_FUZZ_SECONDS:-15}"

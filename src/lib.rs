@@ -6,4 +6,5 @@
 pub mod app;
 pub mod config;
 pub mod dpdk;
+pub mod mapcache;
 pub mod wire;

@@ -12,6 +12,7 @@ mod cycles;
 mod eal;
 mod error;
 mod lcore;
+mod lpm;
 mod mbuf;
 mod mempool;
 mod port;
@@ -21,6 +22,7 @@ pub use cycles::{tsc, tsc_hz};
 pub use eal::{Eal, EalInfo};
 pub use error::DpdkError;
 pub use lcore::{launch, LcoreJoin, StopFlag};
+pub use lpm::{Lpm4, Lpm6};
 pub use mbuf::Mbuf;
 pub use mempool::{Mempool, MempoolConfig};
 pub use port::{

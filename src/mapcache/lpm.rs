@@ -1,0 +1,486 @@
+//! Longest-prefix match: a multibit trie with a wide root and 8-bit strides below it, updated in
+//! place by one writer while readers look up (the DIR-24-8 family of DPDK's `rte_lpm`, with the
+//! root width a parameter: 16 or 24 bits; see docs/mapcache.md for the measurements).
+//!
+//! Every table slot is an `AtomicU32`:
+//! - `0`: no route;
+//! - tag `1..=129` in the top 8 bits: a leaf, prefix length `tag - 1`, value in the low 24 bits
+//!   (prefixes are expanded into every slot they cover: controlled prefix expansion);
+//! - tag `0xFF`: the slot points to a 256-slot group for the next 8 bits.
+//!
+//! A lookup is one load per level and never waits. The writer keeps the rules (prefix, length,
+//! value) on its side, so it knows what covers a deleted prefix and which slots are whose. A
+//! group that stops holding anything longer than its parent slot is folded back into that slot
+//! and handed to the caller to retire (it is reused only after every reader has moved on).
+
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use rustc_hash::FxHashMap;
+
+use super::chunked::Chunked;
+
+/// Largest value a leaf carries (24 bits).
+pub(crate) const MAX_VALUE: u32 = 0x00FF_FFFF;
+const GROUP: u32 = 0xFF;
+const GROUP_SHIFT: u32 = 8;
+const GROUP_LEN: usize = 1 << GROUP_SHIFT;
+/// 64 groups (64 KiB) per allocation.
+const GROUP_CHUNK_SHIFT: u32 = 14;
+
+/// An address as an unsigned integer, most significant bit first.
+pub(crate) trait Key: Copy + Eq + Hash + std::fmt::Debug {
+    /// Address length in bits.
+    const BITS: u32;
+    /// `len` bits starting at bit `start` (0 = most significant); 0 when out of range.
+    fn bits(self, start: u32, len: u32) -> usize;
+    /// The first `depth` bits, the rest zeroed.
+    fn masked(self, depth: u32) -> Self;
+}
+
+impl Key for u32 {
+    const BITS: u32 = 32;
+    #[inline(always)]
+    fn bits(self, start: u32, len: u32) -> usize {
+        if len == 0 || start + len > 32 {
+            return 0;
+        }
+        ((self << start) >> (32 - len)) as usize
+    }
+    #[inline(always)]
+    fn masked(self, depth: u32) -> Self {
+        match depth {
+            0 => 0,
+            d if d >= 32 => self,
+            d => self & (u32::MAX << (32 - d)),
+        }
+    }
+}
+
+impl Key for u128 {
+    const BITS: u32 = 128;
+    #[inline(always)]
+    fn bits(self, start: u32, len: u32) -> usize {
+        if len == 0 || start + len > 128 {
+            return 0;
+        }
+        ((self << start) >> (128 - len)) as usize
+    }
+    #[inline(always)]
+    fn masked(self, depth: u32) -> Self {
+        match depth {
+            0 => 0,
+            d if d >= 128 => self,
+            d => self & (u128::MAX << (128 - d)),
+        }
+    }
+}
+
+#[inline(always)]
+fn leaf(depth: u32, value: u32) -> u32 {
+    ((depth + 1) << 24) | (value & MAX_VALUE)
+}
+#[inline(always)]
+fn is_group(e: u32) -> bool {
+    e >> 24 == GROUP
+}
+/// Prefix length of a leaf; `None` for "no route" (and groups).
+#[inline(always)]
+fn depth(e: u32) -> Option<u32> {
+    match e >> 24 {
+        0 | GROUP => None,
+        t => Some(t - 1),
+    }
+}
+/// The value of a leaf slot, `None` for no route.
+#[inline(always)]
+pub(crate) fn leaf_value(e: u32) -> Option<u32> {
+    match e >> 24 {
+        0 | GROUP => None,
+        _ => Some(e & MAX_VALUE),
+    }
+}
+
+/// The part readers see: roots (one per table, e.g. per instance-ID) and the group pool.
+pub(crate) struct LpmShared<K> {
+    root_bits: u32,
+    roots: Chunked<AtomicU32>,
+    groups: Chunked<AtomicU32>,
+    _key: PhantomData<K>,
+}
+
+#[derive(Clone, Copy)]
+enum Table {
+    Root(usize),
+    Group(u32),
+}
+
+impl<K: Key> LpmShared<K> {
+    /// `tables` roots of `1 << root_bits` slots, at most `max_groups` groups.
+    pub(crate) fn new(root_bits: u32, tables: usize, max_groups: u32) -> Self {
+        LpmShared {
+            root_bits,
+            roots: Chunked::new(tables << root_bits, root_bits),
+            groups: Chunked::new((max_groups as usize) << GROUP_SHIFT, GROUP_CHUNK_SHIFT),
+            _key: PhantomData,
+        }
+    }
+
+    /// The leaf slot for `key` in table `root` (0 when there is no route).
+    #[inline(always)]
+    pub(crate) fn lookup(&self, root: usize, key: K) -> u32 {
+        let Some(tbl) = self.roots.chunk(root) else {
+            return 0;
+        };
+        let mut e = tbl
+            .get(key.bits(0, self.root_bits))
+            .map_or(0, |a| a.load(Ordering::Acquire));
+        let mut start = self.root_bits;
+        while is_group(e) {
+            if start >= K::BITS {
+                return 0;
+            }
+            let i = (((e & MAX_VALUE) as usize) << GROUP_SHIFT) | key.bits(start, GROUP_SHIFT);
+            e = self.groups.get(i).map_or(0, |a| a.load(Ordering::Acquire));
+            start += GROUP_SHIFT;
+        }
+        e
+    }
+
+    /// [`LpmShared::lookup`] for a batch: level by level across the batch, so the loads of
+    /// different keys overlap in the memory system.
+    #[inline]
+    pub(crate) fn lookup_batch(&self, root: usize, keys: &[K], out: &mut [u32]) {
+        let Some(tbl) = self.roots.chunk(root) else {
+            out.iter_mut().for_each(|o| *o = 0);
+            return;
+        };
+        let mut deeper = false;
+        for (k, o) in keys.iter().zip(out.iter_mut()) {
+            let e = tbl
+                .get(k.bits(0, self.root_bits))
+                .map_or(0, |a| a.load(Ordering::Acquire));
+            deeper |= is_group(e);
+            *o = e;
+        }
+        let mut start = self.root_bits;
+        while deeper {
+            deeper = false;
+            for (k, o) in keys.iter().zip(out.iter_mut()) {
+                if is_group(*o) {
+                    let e = if start >= K::BITS {
+                        0
+                    } else {
+                        let i = (((*o & MAX_VALUE) as usize) << GROUP_SHIFT)
+                            | k.bits(start, GROUP_SHIFT);
+                        self.groups.get(i).map_or(0, |a| a.load(Ordering::Acquire))
+                    };
+                    deeper |= is_group(e);
+                    *o = e;
+                }
+            }
+            start += GROUP_SHIFT;
+        }
+    }
+
+    fn slot(&self, t: Table, i: usize) -> Option<&AtomicU32> {
+        match t {
+            Table::Root(r) => self.roots.chunk(r)?.get(i),
+            Table::Group(g) => self.groups.get(((g as usize) << GROUP_SHIFT) | i),
+        }
+    }
+
+    fn load(&self, t: Table, i: usize) -> u32 {
+        self.slot(t, i).map_or(0, |a| a.load(Ordering::Acquire))
+    }
+
+    fn store(&self, t: Table, i: usize, e: u32) {
+        if let Some(a) = self.slot(t, i) {
+            a.store(e, Ordering::Release);
+        }
+    }
+
+    /// Allocates the root of table `root` (writer). False past the configured number.
+    pub(crate) fn ensure_root(&self, root: usize) -> bool {
+        self.roots.ensure(root << self.root_bits).is_some()
+    }
+
+    /// Bytes allocated for roots and groups.
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        self.roots.allocated_bytes() + self.groups.allocated_bytes()
+    }
+}
+
+/// Why an LPM update was refused (nothing was changed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LpmError {
+    /// The group pool is exhausted.
+    NoGroups,
+    /// Bad prefix length or value.
+    Invalid,
+}
+
+/// The writer's side: the rules of every table, and the group free list.
+pub(crate) struct LpmWriter<K> {
+    rules: Vec<Vec<FxHashMap<K, u32>>>,
+    free_groups: Vec<u32>,
+    next_group: u32,
+    max_groups: u32,
+    groups_in_use: u32,
+}
+
+impl<K: Key> LpmWriter<K> {
+    pub(crate) fn new(max_groups: u32) -> Self {
+        LpmWriter {
+            rules: Vec::new(),
+            free_groups: Vec::new(),
+            next_group: 0,
+            max_groups,
+            groups_in_use: 0,
+        }
+    }
+
+    fn rules_mut(&mut self, root: usize) -> &mut Vec<FxHashMap<K, u32>> {
+        if self.rules.len() <= root {
+            self.rules.resize_with(root + 1, Vec::new);
+        }
+        let r = &mut self.rules[root];
+        if r.is_empty() {
+            r.resize_with(K::BITS as usize + 1, FxHashMap::default);
+        }
+        r
+    }
+
+    /// The value of the exact rule `prefix/depth` in table `root`.
+    pub(crate) fn get(&self, root: usize, prefix: K, depth: u32) -> Option<u32> {
+        self.rules
+            .get(root)?
+            .get(depth as usize)?
+            .get(&prefix.masked(depth))
+            .copied()
+    }
+
+    /// The longest rule strictly shorter than `depth` covering `prefix`, as a leaf slot.
+    fn covering(&self, root: usize, prefix: K, depth: u32) -> u32 {
+        let Some(r) = self.rules.get(root) else {
+            return 0;
+        };
+        for d in (0..depth).rev() {
+            if let Some(v) = r.get(d as usize).and_then(|m| m.get(&prefix.masked(d))) {
+                return leaf(d, *v);
+            }
+        }
+        0
+    }
+
+    /// Groups in use now (not counting those waiting to be retired).
+    pub(crate) fn groups_in_use(&self) -> u32 {
+        self.groups_in_use
+    }
+
+    fn groups_available(&self) -> u32 {
+        self.free_groups.len() as u32 + (self.max_groups - self.next_group)
+    }
+
+    fn alloc_group(&mut self, sh: &LpmShared<K>) -> Option<u32> {
+        let g = match self.free_groups.pop() {
+            Some(g) => g,
+            None if self.next_group < self.max_groups => {
+                self.next_group += 1;
+                self.next_group - 1
+            }
+            None => return None,
+        };
+        sh.groups.ensure((g as usize) << GROUP_SHIFT)?;
+        self.groups_in_use += 1;
+        Some(g)
+    }
+
+    /// A retired group is unreachable by every reader: reuse it.
+    pub(crate) fn free_group(&mut self, g: u32) {
+        self.free_groups.push(g);
+    }
+
+    /// Adds or replaces `prefix/depth` → `value` in table `root`; returns the value replaced.
+    pub(crate) fn insert(
+        &mut self,
+        sh: &LpmShared<K>,
+        root: usize,
+        prefix: K,
+        depth: u32,
+        value: u32,
+    ) -> Result<Option<u32>, LpmError> {
+        if depth > K::BITS || value > MAX_VALUE {
+            return Err(LpmError::Invalid);
+        }
+        let prefix = prefix.masked(depth);
+        if self.groups_needed(sh, root, prefix, depth) > self.groups_available() {
+            return Err(LpmError::NoGroups);
+        }
+        let old = self.rules_mut(root)[depth as usize].insert(prefix, value);
+        self.insert_at(
+            sh,
+            Table::Root(root),
+            0,
+            sh.root_bits,
+            prefix,
+            depth,
+            leaf(depth, value),
+        );
+        Ok(old)
+    }
+
+    /// Groups an insert of `prefix/depth` would allocate: one per level below the root that
+    /// the prefix reaches and that has no group yet on its path.
+    fn groups_needed(&self, sh: &LpmShared<K>, root: usize, prefix: K, depth: u32) -> u32 {
+        let mut t = Table::Root(root);
+        let (mut start, mut width) = (0, sh.root_bits);
+        while depth > start + width {
+            let e = sh.load(t, prefix.bits(start, width));
+            if !is_group(e) {
+                return (depth - (start + width)).div_ceil(GROUP_SHIFT);
+            }
+            t = Table::Group(e & MAX_VALUE);
+            start += width;
+            width = GROUP_SHIFT;
+        }
+        0
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert_at(
+        &mut self,
+        sh: &LpmShared<K>,
+        t: Table,
+        start: u32,
+        width: u32,
+        p: K,
+        d: u32,
+        new: u32,
+    ) {
+        let end = start + width;
+        if d <= end {
+            let first = p.bits(start, width);
+            let span = 1usize << (end - d);
+            for i in first..first + span {
+                overwrite(sh, t, i, &|e| depth(e).map_or(true, |x| x <= d), new);
+            }
+        } else {
+            let i = p.bits(start, width);
+            let e = sh.load(t, i);
+            let g = if is_group(e) {
+                e & MAX_VALUE
+            } else {
+                // Checked up front in insert(): a group is available.
+                let Some(g) = self.alloc_group(sh) else {
+                    return;
+                };
+                for j in 0..GROUP_LEN {
+                    if let Some(a) = sh.slot(Table::Group(g), j) {
+                        a.store(e, Ordering::Relaxed);
+                    }
+                }
+                // Release: the group's slots are visible before the pointer to it.
+                sh.store(t, i, (GROUP << 24) | g);
+                g
+            };
+            self.insert_at(sh, Table::Group(g), end, GROUP_SHIFT, p, d, new);
+        }
+    }
+
+    /// Removes `prefix/depth` from table `root`; returns its value. Groups that became
+    /// unnecessary are pushed to `retired`: the caller reuses them once readers moved on.
+    pub(crate) fn remove(
+        &mut self,
+        sh: &LpmShared<K>,
+        root: usize,
+        prefix: K,
+        depth: u32,
+        retired: &mut Vec<u32>,
+    ) -> Option<u32> {
+        if depth > K::BITS {
+            return None;
+        }
+        let prefix = prefix.masked(depth);
+        let old = self
+            .rules
+            .get_mut(root)?
+            .get_mut(depth as usize)?
+            .remove(&prefix)?;
+        let cover = self.covering(root, prefix, depth);
+        let before = retired.len();
+        self.remove_at(
+            sh,
+            Table::Root(root),
+            0,
+            sh.root_bits,
+            prefix,
+            depth,
+            cover,
+            retired,
+        );
+        self.groups_in_use -= (retired.len() - before) as u32;
+        Some(old)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn remove_at(
+        &mut self,
+        sh: &LpmShared<K>,
+        t: Table,
+        start: u32,
+        width: u32,
+        p: K,
+        d: u32,
+        cover: u32,
+        retired: &mut Vec<u32>,
+    ) {
+        let end = start + width;
+        if d <= end {
+            let first = p.bits(start, width);
+            let span = 1usize << (end - d);
+            for i in first..first + span {
+                overwrite(sh, t, i, &|e| depth(e) == Some(d), cover);
+            }
+        } else {
+            let i = p.bits(start, width);
+            let e = sh.load(t, i);
+            if !is_group(e) {
+                return;
+            }
+            let g = e & MAX_VALUE;
+            self.remove_at(sh, Table::Group(g), end, GROUP_SHIFT, p, d, cover, retired);
+            if let Some(u) = uniform(sh, g, end) {
+                sh.store(t, i, u);
+                retired.push(g);
+            }
+        }
+    }
+}
+
+/// Sets slot `i` of `t` (and, through groups, everything below it) to `new` where `pred` holds.
+fn overwrite<K: Key>(sh: &LpmShared<K>, t: Table, i: usize, pred: &dyn Fn(u32) -> bool, new: u32) {
+    let e = sh.load(t, i);
+    if is_group(e) {
+        let g = Table::Group(e & MAX_VALUE);
+        for j in 0..GROUP_LEN {
+            overwrite(sh, g, j, pred, new);
+        }
+    } else if pred(e) {
+        sh.store(t, i, new);
+    }
+}
+
+/// If group `g` (covering bits from `start`) holds no group and no prefix longer than `start`,
+/// all its slots are equal: that slot.
+fn uniform<K: Key>(sh: &LpmShared<K>, g: u32, start: u32) -> Option<u32> {
+    let first = sh.load(Table::Group(g), 0);
+    for j in 0..GROUP_LEN {
+        let e = sh.load(Table::Group(g), j);
+        if e != first || is_group(e) || depth(e).is_some_and(|x| x > start) {
+            return None;
+        }
+    }
+    Some(first)
+}
