@@ -42,22 +42,16 @@ fn map_request_smr_bytes() {
     // 192.0.2.1; record 10.2.0.0/16.
     let m = Message::MapRequest(MapRequest {
         authoritative: true,
-        probe: false,
         smr: true,
-        pitr: false,
-        smr_invoked: false,
-        reserved_r: false,
-        local_xtr: false,
-        dont_map_reply: false,
-        nonce: 0x0102030405060708,
-        source_eid: v4([10, 1, 1, 10]),
-        itr_rlocs: vec![v4([192, 0, 2, 1])],
-        records: vec![EidRecord {
-            mask_len: 16,
-            eid: v4([10, 2, 0, 0]),
-        }],
-        map_reply: None,
-        xtr_id: None,
+        ..MapRequest::new(
+            0x0102030405060708,
+            v4([10, 1, 1, 10]),
+            vec![v4([192, 0, 2, 1])],
+            vec![EidRecord {
+                mask_len: 16,
+                eid: v4([10, 2, 0, 0]),
+            }],
+        )
     });
     let expected: Vec<u8> = [
         &[0x19, 0x00, 0x00, 0x01][..], // type 1 | A | S ; IRC 0 ; 1 record
@@ -303,25 +297,15 @@ fn map_notify_and_ack_round_trip() {
 
 #[test]
 fn ecm_ipv4_and_ipv6_round_trip() {
-    let inner_req = Message::MapRequest(MapRequest {
-        authoritative: false,
-        probe: false,
-        smr: false,
-        pitr: false,
-        smr_invoked: false,
-        reserved_r: false,
-        local_xtr: false,
-        dont_map_reply: false,
-        nonce: 99,
-        source_eid: v4([10, 1, 1, 10]),
-        itr_rlocs: vec![v4([192, 0, 2, 1])],
-        records: vec![EidRecord {
+    let inner_req = Message::MapRequest(MapRequest::new(
+        99,
+        v4([10, 1, 1, 10]),
+        vec![v4([192, 0, 2, 1])],
+        vec![EidRecord {
             mask_len: 32,
             eid: v4([10, 2, 0, 10]),
         }],
-        map_reply: None,
-        xtr_id: None,
-    });
+    ));
     for (src, dst) in [
         (
             IpAddr::V4(Ipv4Addr::new(10, 1, 1, 10)),
@@ -450,22 +434,7 @@ fn each_malformed_case_has_its_own_error() {
     let mut bad_afi = reply.clone();
     bad_afi[12 + 10..12 + 12].copy_from_slice(&17u16.to_be_bytes());
     assert_eq!(Message::parse(&bad_afi), Err(Error::BadAfi(17)));
-    let req = MapRequest {
-        authoritative: false,
-        probe: false,
-        smr: false,
-        pitr: false,
-        smr_invoked: false,
-        reserved_r: false,
-        local_xtr: false,
-        dont_map_reply: false,
-        nonce: 1,
-        source_eid: Address::None,
-        itr_rlocs: vec![v4([192, 0, 2, 1])],
-        records: vec![],
-        map_reply: None,
-        xtr_id: None,
-    };
+    let req = MapRequest::new(1, Address::None, vec![v4([192, 0, 2, 1])], vec![]);
     let mut bytes = Message::MapRequest(req).to_vec().unwrap();
     bytes[2] |= 0x1f;
     assert_eq!(Message::parse(&bytes), Err(Error::ItrRlocCountOverrun));

@@ -92,23 +92,17 @@ fn data(outer: Outer, header: DataRepr) -> Vec<u8> {
 
 fn request(smr: bool, probe: bool, nonce: u64) -> MapRequest {
     MapRequest {
-        authoritative: false,
-        probe,
         smr,
-        pitr: false,
-        smr_invoked: false,
-        reserved_r: false,
-        local_xtr: false,
-        dont_map_reply: false,
-        nonce,
-        source_eid: v4([10, 1, 1, 10]),
-        itr_rlocs: vec![v4([192, 0, 2, 1])],
-        records: vec![EidRecord {
-            mask_len: 32,
-            eid: v4([10, 2, 0, 10]),
-        }],
-        map_reply: None,
-        xtr_id: None,
+        probe,
+        ..MapRequest::new(
+            nonce,
+            v4([10, 1, 1, 10]),
+            vec![v4([192, 0, 2, 1])],
+            vec![EidRecord {
+                mask_len: 32,
+                eid: v4([10, 2, 0, 10]),
+            }],
+        )
     }
 }
 

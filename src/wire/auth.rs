@@ -6,6 +6,7 @@
 //! sends that; it accepts the whole output or the truncated 96/128 bits, compared in constant
 //! time.
 
+use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::Sha256;
@@ -81,24 +82,26 @@ fn registration_message(msg: &[u8]) -> Result<(u16, usize)> {
     Ok((key_id, len))
 }
 
+/// An HMAC keyed with `key` over `parts`, in order.
+fn hmac_over<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]]) -> M {
+    // HMAC accepts keys of any length (long ones are hashed), so this cannot fail.
+    let mut m = <M as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    for p in parts {
+        m.update(p);
+    }
+    m
+}
+
 fn mac_of(alg: Algorithm, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     match alg {
-        Algorithm::HmacSha1_96 => {
-            let mut m =
-                <Hmac<Sha1> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-            for p in parts {
-                m.update(p);
-            }
-            m.finalize().into_bytes().to_vec()
-        }
-        Algorithm::HmacSha256_128 => {
-            let mut m =
-                <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-            for p in parts {
-                m.update(p);
-            }
-            m.finalize().into_bytes().to_vec()
-        }
+        Algorithm::HmacSha1_96 => hmac_over::<Hmac<Sha1>>(key, parts)
+            .finalize()
+            .into_bytes()
+            .to_vec(),
+        Algorithm::HmacSha256_128 => hmac_over::<Hmac<Sha256>>(key, parts)
+            .finalize()
+            .into_bytes()
+            .to_vec(),
     }
 }
 
@@ -158,18 +161,13 @@ pub fn verify(msg: &[u8], key: &[u8]) -> Result<Algorithm> {
     ];
     let ok = match alg {
         Algorithm::HmacSha1_96 => {
-            let mut m =
-                <Hmac<Sha1> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-            parts.iter().for_each(|p| m.update(p));
-            m.verify_truncated_left(received).is_ok()
+            hmac_over::<Hmac<Sha1>>(key, &parts).verify_truncated_left(received)
         }
         Algorithm::HmacSha256_128 => {
-            let mut m =
-                <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-            parts.iter().for_each(|p| m.update(p));
-            m.verify_truncated_left(received).is_ok()
+            hmac_over::<Hmac<Sha256>>(key, &parts).verify_truncated_left(received)
         }
-    };
+    }
+    .is_ok();
     if ok {
         Ok(alg)
     } else {

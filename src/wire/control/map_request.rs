@@ -38,6 +38,31 @@ pub struct MapRequest {
 }
 
 impl MapRequest {
+    /// A plain Map-Request (no flag set) for `records`, answered to `itr_rlocs`.
+    pub fn new(
+        nonce: u64,
+        source_eid: Address,
+        itr_rlocs: Vec<Address>,
+        records: Vec<EidRecord>,
+    ) -> MapRequest {
+        MapRequest {
+            authoritative: false,
+            probe: false,
+            smr: false,
+            pitr: false,
+            smr_invoked: false,
+            reserved_r: false,
+            local_xtr: false,
+            dont_map_reply: false,
+            nonce,
+            source_eid,
+            itr_rlocs,
+            records,
+            map_reply: None,
+            xtr_id: None,
+        }
+    }
+
     pub fn buffer_len(&self) -> usize {
         12 + self.source_eid.buffer_len()
             + self
