@@ -166,7 +166,8 @@ fn positive_map_reply_with_iid_and_locator_flags() {
 fn registration(records: Vec<MappingRecord>, xtr: bool) -> Registration {
     Registration {
         nonce: 0x1122334455667788,
-        key_id: 0,
+        key_id: 3,
+        algorithm_id: 0,
         auth_data: vec![],
         records,
         xtr_id: xtr.then_some(XtrId {
@@ -178,8 +179,8 @@ fn registration(records: Vec<MappingRecord>, xtr: bool) -> Registration {
 
 #[test]
 fn map_register_header_bits_and_signing() {
-    for (alg, key_id, len) in [
-        (Algorithm::HmacSha1_96, 1u16, 20usize),
+    for (alg, alg_id, len) in [
+        (Algorithm::HmacSha1_96, 1u8, 20usize),
         (Algorithm::HmacSha256_128, 2, 32),
     ] {
         let m = Message::MapRegister(MapRegister {
@@ -199,7 +200,9 @@ fn map_register_header_bits_and_signing() {
         let bytes = auth::emit_signed(&m, alg, b"site-key").unwrap();
         // Type 3 | P | I ; M in the last bit of the third byte.
         assert_eq!(&bytes[..4], &[0x3a, 0x00, 0x01, 0x01]);
-        assert_eq!(u16::from_be_bytes([bytes[12], bytes[13]]), key_id);
+        assert_eq!(bytes[12], 3, "key-id kept");
+        assert_eq!(auth::key_id(&bytes), Ok(3));
+        assert_eq!(bytes[13], alg_id, "algorithm-id");
         assert_eq!(usize::from(u16::from_be_bytes([bytes[14], bytes[15]])), len);
         assert_eq!(auth::verify(&bytes, b"site-key"), Ok(alg));
         assert_eq!(auth::verify(&bytes, b"other-key"), Err(Error::AuthFailed));
@@ -234,7 +237,8 @@ fn truncated_hmac_is_accepted_and_wrong_lengths_are_not() {
         kind: NotifyKind::Notify,
         rtr: false,
         registration: Registration {
-            key_id: 1,
+            key_id: 0,
+            algorithm_id: 1,
             auth_data: vec![0; 12],
             ..registration(vec![record(v4([10, 1, 1, 0]), 24, vec![])], false)
         },
@@ -265,10 +269,22 @@ fn truncated_hmac_is_accepted_and_wrong_lengths_are_not() {
         Err(Error::AuthLength { .. }) | Err(Error::Truncated(_))
     ));
     let mut unauth = m.to_vec().unwrap();
-    unauth[12..14].copy_from_slice(&0u16.to_be_bytes());
+    unauth[13] = 0;
     assert_eq!(auth::verify(&unauth, b"k"), Err(Error::NotAuthenticated));
-    unauth[12..14].copy_from_slice(&3u16.to_be_bytes());
-    assert_eq!(auth::verify(&unauth, b"k"), Err(Error::UnsupportedKeyId(3)));
+    unauth[13] = 3;
+    assert_eq!(
+        auth::verify(&unauth, b"k"),
+        Err(Error::UnsupportedAlgorithm(3))
+    );
+    // A peer using key 1 of its keys with HMAC-SHA-1-96 (lispers.net's key rollover): 0x0101.
+    let mut rollover = m.clone();
+    if let Message::MapNotify(n) = &mut rollover {
+        n.registration.key_id = 1;
+    }
+    let signed = auth::emit_signed(&rollover, Algorithm::HmacSha1_96, b"k1").unwrap();
+    assert_eq!(&signed[12..14], &[1, 1]);
+    assert_eq!(auth::key_id(&signed), Ok(1));
+    assert_eq!(auth::verify(&signed, b"k1"), Ok(Algorithm::HmacSha1_96));
 }
 
 #[test]
@@ -523,7 +539,7 @@ fn ipv4_outer_headers() {
     );
     assert_eq!(pkt[1], 0xba, "DSCP and ECN copied to the outer header");
     assert_eq!(pkt[8], 63, "outer TTL = decremented inner TTL");
-    assert_eq!(pkt[6] & 0x40, 0x40, "DF copied from the inner IPv4 header");
+    assert_eq!(pkt[6] & 0x40, 0x40, "DF set on the outer header");
     assert_eq!(
         &pkt[22..24],
         &4341u16.to_be_bytes(),
@@ -600,14 +616,30 @@ fn ttl_expiry_and_ipv6_inner() {
         ipv6_zero_checksum: false,
     };
     assert_eq!(encap::encapsulate(&mut pkt, &p), Err(Error::TtlExpired));
+    // A header that cannot be emitted fails before the packet is changed.
+    let mut ok_ttl = vec![0u8; 36];
+    ok_ttl.extend_from_slice(&inner_ipv4(9, 0, false, b"x"));
+    let before = ok_ttl.clone();
+    let bad = EncapParams {
+        header: DataRepr {
+            iid: Some(1 << 24),
+            ..DataRepr::default()
+        },
+        ..p
+    };
+    assert_eq!(
+        encap::encapsulate(&mut ok_ttl, &bad),
+        Err(Error::IidTooLarge(1 << 24))
+    );
+    assert_eq!(ok_ttl, before, "nothing changed");
     let inner6 = inner_ipv6(2, 0x2a, b"abc");
     let out = encap_with(OUTER4, &inner6, DataRepr::default());
     assert_eq!(out[8], 1);
     assert_eq!(out[1], 0x2a);
     assert_eq!(
         out[6] & 0x40,
-        0,
-        "no DF for IPv6 inner: routers on the way may fragment the outer packet"
+        0x40,
+        "DF set: ETRs do not reassemble, the ITR handles the MTU"
     );
 }
 
@@ -797,13 +829,16 @@ fn arb_registration() -> impl Strategy<Value = Registration> {
         proptest::collection::vec(arb_record(), 0..3),
         arb_xtr(),
     )
-        .prop_map(|(nonce, key_id, auth_data, records, xtr_id)| Registration {
-            nonce,
-            key_id,
-            auth_data,
-            records,
-            xtr_id,
-        })
+        .prop_map(
+            |(nonce, ids, auth_data, records, xtr_id): (u64, u16, _, _, _)| Registration {
+                nonce,
+                key_id: (ids >> 8) as u8,
+                algorithm_id: ids as u8,
+                auth_data,
+                records,
+                xtr_id,
+            },
+        )
 }
 
 fn arb_message() -> impl Strategy<Value = Message> {

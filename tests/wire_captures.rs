@@ -38,7 +38,7 @@ fn every_oor_packet_parses_verifies_and_round_trips() {
             match &msg {
                 Message::MapRegister(m) => {
                     registers += 1;
-                    assert_eq!(m.registration.key_id, 1);
+                    assert_eq!((m.registration.key_id, m.registration.algorithm_id), (0, 1));
                     assert_eq!(
                         m.registration.auth_data.len(),
                         20,

@@ -125,6 +125,7 @@ fn registration(nonce: u64) -> Registration {
     Registration {
         nonce,
         key_id: 0,
+        algorithm_id: 0,
         auth_data: vec![],
         records: vec![mapping()],
         xtr_id: None,

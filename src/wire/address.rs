@@ -202,6 +202,11 @@ impl Address {
                 rsvd2,
                 payload,
             } => {
+                // Type 2 is the Instance-ID, which has its own variant: opaque bytes under that
+                // type would parse back as something else.
+                if *lcaf_type == LcafType::InstanceId as u8 {
+                    return Err(Error::UnsupportedLcaf(*lcaf_type));
+                }
                 let length = u16::try_from(payload.len()).map_err(|_| Error::TooLong("LCAF"))?;
                 w.u8(0, "LCAF header")?;
                 w.u8(*flags, "LCAF header")?;

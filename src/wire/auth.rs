@@ -1,7 +1,9 @@
 //! Authentication of Map-Register, Map-Notify and Map-Notify-Ack (RFC 9301 section 5.6):
 //! an HMAC over the whole message with the authentication data field zeroed.
 //!
-//! Key-id 1 is HMAC-SHA-1-96 and key-id 2 HMAC-SHA-256-128. Deployed xTRs (OOR, lispers.net,
+//! The 16-bit field after the nonce is RFC 9301's Key ID (8 bits: which shared key) and
+//! Algorithm ID (8 bits): 1 is HMAC-SHA-1-96 and 2 HMAC-SHA-256-128 — what older texts and
+//! Wireshark call "key-id 1" and "key-id 2" (key 0). Deployed xTRs (OOR, lispers.net,
 //! IOS-XE) put the whole HMAC output on the wire (20 bytes for SHA-1, 32 for SHA-256), so pxtr
 //! sends that; it accepts the whole output or the truncated 96/128 bits, compared in constant
 //! time.
@@ -14,12 +16,13 @@ use sha2::Sha256;
 use super::control::{Message, MessageType};
 use super::{Error, Result};
 
-/// Offset of the key-id in a registration message (after the 4-byte header and the nonce).
+/// Offset of the key-id in a registration message (after the 4-byte header and the nonce); the
+/// algorithm-id follows it.
 const KEY_ID_OFFSET: usize = 12;
 /// Offset of the authentication data.
 const AUTH_OFFSET: usize = 16;
 
-/// The HMAC algorithms, by key-id.
+/// The HMAC algorithms, by RFC 9301 Algorithm ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
     /// Key-id 1.
@@ -29,17 +32,18 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    /// The algorithm of a key-id.
-    pub fn from_key_id(key_id: u16) -> Result<Algorithm> {
-        match key_id {
+    /// The algorithm of an Algorithm ID.
+    pub fn from_id(id: u8) -> Result<Algorithm> {
+        match id {
             1 => Ok(Algorithm::HmacSha1_96),
             2 => Ok(Algorithm::HmacSha256_128),
             0 => Err(Error::NotAuthenticated),
-            k => Err(Error::UnsupportedKeyId(k)),
+            k => Err(Error::UnsupportedAlgorithm(k)),
         }
     }
 
-    pub fn key_id(self) -> u16 {
+    /// Its Algorithm ID.
+    pub fn id(self) -> u8 {
         match self {
             Algorithm::HmacSha1_96 => 1,
             Algorithm::HmacSha256_128 => 2,
@@ -63,7 +67,8 @@ impl Algorithm {
     }
 }
 
-fn registration_message(msg: &[u8]) -> Result<(u16, usize)> {
+/// (key-id, algorithm-id, authentication data length) of a registration message.
+fn registration_message(msg: &[u8]) -> Result<(u8, u8, usize)> {
     match MessageType::of(msg)? {
         MessageType::MapRegister | MessageType::MapNotify | MessageType::MapNotifyAck => {}
         other => return Err(Error::UnknownType(other as u8)),
@@ -71,7 +76,8 @@ fn registration_message(msg: &[u8]) -> Result<(u16, usize)> {
     if msg.len() < AUTH_OFFSET {
         return Err(Error::Truncated("authentication header"));
     }
-    let key_id = u16::from_be_bytes([msg[KEY_ID_OFFSET], msg[KEY_ID_OFFSET + 1]]);
+    let key_id = msg[KEY_ID_OFFSET];
+    let algorithm_id = msg[KEY_ID_OFFSET + 1];
     let len = usize::from(u16::from_be_bytes([
         msg[KEY_ID_OFFSET + 2],
         msg[KEY_ID_OFFSET + 3],
@@ -79,7 +85,13 @@ fn registration_message(msg: &[u8]) -> Result<(u16, usize)> {
     if msg.len() < AUTH_OFFSET + len {
         return Err(Error::Truncated("authentication data"));
     }
-    Ok((key_id, len))
+    Ok((key_id, algorithm_id, len))
+}
+
+/// The Key ID of a received Map-Register, Map-Notify or Map-Notify-Ack: which shared key to
+/// verify it with.
+pub fn key_id(msg: &[u8]) -> Result<u8> {
+    Ok(registration_message(msg)?.0)
 }
 
 /// An HMAC keyed with `key` over `parts`, in order.
@@ -109,11 +121,11 @@ fn mac_of(alg: Algorithm, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 /// whose key-id field names the algorithm and whose authentication data field is as long as the
 /// whole HMAC output (what peers expect) or its truncated 96/128 bits.
 pub fn sign(msg: &mut [u8], key: &[u8]) -> Result<()> {
-    let (key_id, len) = registration_message(msg)?;
-    let alg = Algorithm::from_key_id(key_id)?;
+    let (_key_id, algorithm_id, len) = registration_message(msg)?;
+    let alg = Algorithm::from_id(algorithm_id)?;
     if len != alg.auth_len() && len != alg.truncated_len() {
         return Err(Error::AuthLength {
-            key_id,
+            algorithm: algorithm_id,
             got: len,
             expected: alg.auth_len(),
         });
@@ -125,7 +137,8 @@ pub fn sign(msg: &mut [u8], key: &[u8]) -> Result<()> {
 }
 
 /// Emits a Map-Register, Map-Notify or Map-Notify-Ack authenticated with `alg` and `key`:
-/// sets the key-id and authentication data of a copy of `msg`, emits it and signs it.
+/// sets the algorithm-id and authentication data of a copy of `msg` (its key-id is kept),
+/// emits it and signs it.
 pub fn emit_signed(msg: &Message, alg: Algorithm, key: &[u8]) -> Result<Vec<u8>> {
     let mut msg = msg.clone();
     let reg = match &mut msg {
@@ -133,7 +146,7 @@ pub fn emit_signed(msg: &Message, alg: Algorithm, key: &[u8]) -> Result<Vec<u8>>
         Message::MapNotify(m) => &mut m.registration,
         other => return Err(Error::UnknownType(other.message_type() as u8)),
     };
-    reg.key_id = alg.key_id();
+    reg.algorithm_id = alg.id();
     reg.auth_data = vec![0u8; alg.auth_len()];
     let mut out = msg.to_vec()?;
     sign(&mut out, key)?;
@@ -143,11 +156,11 @@ pub fn emit_signed(msg: &Message, alg: Algorithm, key: &[u8]) -> Result<Vec<u8>>
 /// Verifies the authentication data of a received Map-Register, Map-Notify or Map-Notify-Ack
 /// with `key`, in constant time. Returns the algorithm used.
 pub fn verify(msg: &[u8], key: &[u8]) -> Result<Algorithm> {
-    let (key_id, len) = registration_message(msg)?;
-    let alg = Algorithm::from_key_id(key_id)?;
+    let (_key_id, algorithm_id, len) = registration_message(msg)?;
+    let alg = Algorithm::from_id(algorithm_id)?;
     if len != alg.auth_len() && len != alg.truncated_len() {
         return Err(Error::AuthLength {
-            key_id,
+            algorithm: algorithm_id,
             got: len,
             expected: alg.auth_len(),
         });

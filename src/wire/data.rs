@@ -15,6 +15,8 @@ const L: u8 = 0x40;
 const E: u8 = 0x20;
 const V: u8 = 0x10;
 const I: u8 = 0x08;
+/// The two K bits (RFC 8061 key index): non-zero means an encrypted payload.
+const K: u8 = 0x03;
 
 /// A zero-copy view of a LISP data header.
 #[derive(Debug, Clone, Copy)]
@@ -120,6 +122,9 @@ impl DataRepr {
         if h.nonce_present() && h.map_version_present() {
             return Err(Error::NonceAndVersion);
         }
+        if h.flags() & K != 0 {
+            return Err(Error::EncryptedPayload);
+        }
         let field = h.nonce_field();
         let word = h.second_word();
         Ok(DataRepr {
@@ -157,6 +162,7 @@ impl DataRepr {
             field = (u32::from(s & 0xfff) << 12) | u32::from(d & 0xfff);
         }
         let word = match (self.iid, self.lsb) {
+            (Some(iid), _) if iid > 0x00ff_ffff => return Err(Error::IidTooLarge(iid)),
             (Some(iid), lsb) => {
                 flags |= I;
                 if lsb.is_some() {

@@ -4,7 +4,7 @@
 //!
 //! Encapsulation (ITR, PITR): the inner TTL / hop limit is decremented (the ITR routes the
 //! packet) and copied to the outer header; DSCP and ECN are copied inner to outer (RFC 6040
-//! normal mode); the outer IPv4 checksum is computed; the outer UDP checksum is zero for IPv4
+//! normal mode); the outer IPv4 header has DF set and its checksum computed; the outer UDP checksum is zero for IPv4
 //! and, for IPv6, computed unless the caller opts into zero checksums (RFC 6935/6936); the UDP
 //! source port comes from the caller's flow hash (49152-65535), so receivers can spread flows.
 //!
@@ -76,7 +76,6 @@ struct Inner {
     ttl: u8,
     /// DSCP and ECN (IPv4 TOS / IPv6 traffic class).
     tos: u8,
-    dont_fragment: bool,
     len: usize,
 }
 
@@ -99,7 +98,6 @@ fn inner_info(inner: &[u8]) -> Result<Inner> {
                 v6: false,
                 ttl: inner[8],
                 tos: inner[1],
-                dont_fragment: inner[6] & 0x40 != 0,
                 len: total,
             })
         }
@@ -115,7 +113,6 @@ fn inner_info(inner: &[u8]) -> Result<Inner> {
                 v6: true,
                 ttl: inner[7],
                 tos: (inner[0] << 4) | (inner[1] >> 4),
-                dont_fragment: true,
                 len: total,
             })
         }
@@ -162,37 +159,40 @@ pub fn encapsulate(pkt: &mut [u8], params: &EncapParams) -> Result<usize> {
     if info.ttl <= 1 {
         return Err(Error::TtlExpired);
     }
+    // Everything that can fail is checked before the packet is touched.
+    let udp_len = 8 + HEADER_LEN + info.len;
+    let udp_len16 = u16::try_from(udp_len).map_err(|_| Error::TooLong("inner packet"))?;
+    let total_v4 = match params.outer {
+        Outer::V4 { .. } => {
+            u16::try_from(20 + udp_len).map_err(|_| Error::TooLong("inner packet"))?
+        }
+        Outer::V6 { .. } => 0,
+    };
+    let ip_len = hl - 8 - HEADER_LEN;
+    params.header.emit(&mut hdr[ip_len + 8..])?;
     let ttl = info.ttl - 1;
     set_inner_ttl(inner, info.v6, ttl);
     let inner = &inner[..info.len];
-    let udp_len = 8 + HEADER_LEN + info.len;
-    let udp_len16 = u16::try_from(udp_len).map_err(|_| Error::TooLong("inner packet"))?;
     let sport = source_port(params.flow_hash);
-    let ip_len = hl - 8 - HEADER_LEN;
     {
         let udp = &mut hdr[ip_len..];
         udp[0..2].copy_from_slice(&sport.to_be_bytes());
         udp[2..4].copy_from_slice(&LISP_DATA_PORT.to_be_bytes());
         udp[4..6].copy_from_slice(&udp_len16.to_be_bytes());
         udp[6..8].copy_from_slice(&[0, 0]);
-        params.header.emit(&mut udp[8..8 + HEADER_LEN])?;
     }
     match params.outer {
         Outer::V4 { src, dst } => {
-            let total = u16::try_from(20 + udp_len).map_err(|_| Error::TooLong("inner packet"))?;
+            let total = total_v4;
             let h = &mut hdr[..20];
             h[0] = 0x45;
             h[1] = info.tos;
             h[2..4].copy_from_slice(&total.to_be_bytes());
             h[4..6].copy_from_slice(&params.ipv4_id.to_be_bytes());
-            h[6..8].copy_from_slice(&[
-                if info.dont_fragment && !info.v6 {
-                    0x40
-                } else {
-                    0
-                },
-                0,
-            ]);
+            // DF always: an ETR does not reassemble (fragments are dropped on decap), so the
+            // ITR handles the RLOC-side MTU before encapsulating (ICMP too-big / inner
+            // fragmentation, issue #5) instead of leaving it to the underlay.
+            h[6..8].copy_from_slice(&[0x40, 0]);
             h[8] = ttl;
             h[9] = 17;
             h[10..12].copy_from_slice(&[0, 0]);

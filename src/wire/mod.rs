@@ -47,18 +47,24 @@ pub enum Error {
     NoItrRloc,
     #[error("EID mask length {mask_len} is longer than the {max}-bit address")]
     MaskLength { mask_len: u8, max: u8 },
-    #[error("authentication data is {got} bytes; key-id {key_id} needs {expected}")]
+    #[error("authentication data is {got} bytes; algorithm {algorithm} needs {expected}")]
     AuthLength {
-        key_id: u16,
+        algorithm: u8,
         got: usize,
         expected: usize,
     },
     #[error("authentication data does not verify")]
     AuthFailed,
-    #[error("authentication key-id {0} is not supported (1: HMAC-SHA-1-96, 2: HMAC-SHA-256-128)")]
-    UnsupportedKeyId(u16),
-    #[error("the message is not authenticated (key-id 0)")]
+    #[error(
+        "authentication algorithm {0} is not supported (1: HMAC-SHA-1-96, 2: HMAC-SHA-256-128)"
+    )]
+    UnsupportedAlgorithm(u8),
+    #[error("the message is not authenticated (algorithm 0)")]
     NotAuthenticated,
+    #[error("the LISP data header's K bits say the payload is encrypted (RFC 8061), which pxtr does not do")]
+    EncryptedPayload,
+    #[error("instance-ID {0} does not fit the data header's 24 bits")]
+    IidTooLarge(u32),
     #[error("{0} is too long to encode")]
     TooLong(&'static str),
     #[error("IP version {0} where 4 or 6 was expected")]

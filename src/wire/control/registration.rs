@@ -16,8 +16,12 @@ pub struct XtrId {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Registration {
     pub nonce: u64,
-    /// 0: none, 1: HMAC-SHA-1-96, 2: HMAC-SHA-256-128 (see [`crate::wire::auth`]).
-    pub key_id: u16,
+    /// Which of the shared keys signed the message (RFC 9301 Key ID; 0 for most deployments).
+    pub key_id: u8,
+    /// The HMAC (RFC 9301 Algorithm ID): 0 none, 1 HMAC-SHA-1-96, 2 HMAC-SHA-256-128 (see
+    /// [`crate::wire::auth`]). Older texts call the 16-bit pair "key-id": 0x0001 and 0x0002 are
+    /// key 0 with algorithm 1 or 2.
+    pub algorithm_id: u8,
     /// As on the wire; [`crate::wire::auth::sign`] fills it in.
     pub auth_data: Vec<u8>,
     pub records: Vec<MappingRecord>,
@@ -43,7 +47,8 @@ impl Registration {
         what: &'static str,
     ) -> Result<Registration> {
         let nonce = r.u64("nonce")?;
-        let key_id = r.u16("key-id")?;
+        let key_id = r.u8("key-id")?;
+        let algorithm_id = r.u8("algorithm-id")?;
         let auth_len = r.u16("authentication data length")?;
         let auth_data = r
             .bytes(usize::from(auth_len), "authentication data")?
@@ -59,6 +64,7 @@ impl Registration {
         Ok(Registration {
             nonce,
             key_id,
+            algorithm_id,
             auth_data,
             records,
             xtr_id,
@@ -69,7 +75,8 @@ impl Registration {
         let auth_len = u16::try_from(self.auth_data.len())
             .map_err(|_| crate::wire::Error::TooLong("authentication data"))?;
         w.u64(self.nonce, "nonce")?;
-        w.u16(self.key_id, "key-id")?;
+        w.u8(self.key_id, "key-id")?;
+        w.u8(self.algorithm_id, "algorithm-id")?;
         w.u16(auth_len, "authentication data length")?;
         w.bytes(&self.auth_data, "authentication data")?;
         for rec in &self.records {
