@@ -306,7 +306,8 @@ impl Default for Dataplane {
     }
 }
 
-/// Authentication of Map-Register / Map-Notify (RFC 9301 key IDs).
+/// Authentication of Map-Register / Map-Notify: what deployments call "key-id 1/2", on the
+/// wire RFC 9301's Algorithm ID (sent with Key ID 0).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "u16", into = "u16")]
 pub enum KeyId {
