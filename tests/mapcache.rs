@@ -148,6 +148,21 @@ fn check_agreement(ops: Vec<Op>, root4: u8, root6: u8) -> Result<(), TestCaseErr
             s.resolve(iid(*i), p.addr(), 0),
             reference(&rules, *i, p.addr())
         );
+        // The batch paths (root-first for a 24-bit IPv4 root, level by level otherwise) on
+        // the first and last address of every rule, mixed in one burst.
+        let (first, last) = (p.network(), p.broadcast());
+        let want = [
+            reference(&rules, *i, first),
+            reference(&rules, *i, last),
+            reference(&rules, *i, first),
+        ];
+        let mut out = [Resolution::Drop; 3];
+        match (first, last) {
+            (IpAddr::V4(f), IpAddr::V4(l)) => s.resolve_v4(iid(*i), &[f, l, f], &[0; 3], &mut out),
+            (IpAddr::V6(f), IpAddr::V6(l)) => s.resolve_v6(iid(*i), &[f, l, f], &[0; 3], &mut out),
+            _ => {}
+        }
+        prop_assert_eq!(out, want, "batch lookups in {} of {}", p, i);
     }
     drop(s);
     // Removing everything leaves no group and no locator set in use.
@@ -620,4 +635,71 @@ fn neighbor_table_insert_update_remove() {
         w.insert("10.0.0.9".parse().unwrap(), n1),
         Err(MapCacheError::NeighborTableFull { capacity: 4 })
     );
+}
+
+/// The flat tables behind the map-cache: zeroed, a power-of-two length, and an index that
+/// wraps instead of going out of range (so no lookup can panic on a corrupt slot).
+#[test]
+fn atomic_table_is_zeroed_and_masks_indices() {
+    use pxtr::dpdk::AtomicTable;
+    use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+    let t = AtomicTable::<AtomicU32>::zeroed(1000, false).expect("map");
+    assert_eq!(t.len(), 1024);
+    assert!(t.iter().all(|a| a.load(Ordering::Relaxed) == 0));
+    t.at(5).store(7, Ordering::Relaxed);
+    assert_eq!(t.at(5 + 1024).load(Ordering::Relaxed), 7);
+    assert_eq!(t.at(usize::MAX).load(Ordering::Relaxed), 0);
+    t.at(usize::MAX).store(9, Ordering::Relaxed);
+    assert_eq!(t[1023].load(Ordering::Relaxed), 9);
+    // Large, with hugepage advice: reserved, not committed; still zero everywhere we look.
+    let big = AtomicTable::<AtomicU64>::zeroed((64 << 20) / 8, true).expect("map");
+    assert_eq!(big.reserved_bytes(), 64 << 20);
+    assert_eq!(big.at(big.len() - 1).load(Ordering::Relaxed), 0);
+    assert_eq!(
+        AtomicTable::<AtomicU32>::zeroed(0, false)
+            .expect("map")
+            .len(),
+        1
+    );
+}
+
+/// Replacing a mapping in place: an identical refresh (new TTL/version) keeps the reader's
+/// answer and the locator set; a changed RLOC set is seen by the next burst; a change to a
+/// negative entry and back works; no set leaks.
+#[test]
+fn replace_in_place_identical_and_changed() {
+    let mut w = map_cache(small_config(16, 16)).unwrap();
+    let mut r = w.reader().unwrap();
+    let p: IpNet = "10.0.0.0/8".parse().unwrap();
+    let eid: IpAddr = "10.9.9.9".parse().unwrap();
+    let mut m = tagged(1);
+    m.ttl = Some(Duration::from_secs(10));
+    assert!(!w.insert(0, p, m.clone(), 0).unwrap().replaced);
+    let before = r.snapshot().resolve(0, eid, 3);
+    assert!(matches!(before, Resolution::Encapsulate(_)));
+    // Identical locators, new TTL and version: same answer, TTL restarted, one set.
+    m.ttl = Some(Duration::from_secs(100));
+    m.version = 7;
+    assert!(w.insert(0, p, m.clone(), 5_000).unwrap().replaced);
+    assert_eq!(r.snapshot().resolve(0, eid, 3), before);
+    assert_eq!(w.get(0, p).unwrap().version, 7);
+    let mut gone = Vec::new();
+    w.expire(10_000, &mut gone);
+    assert!(gone.is_empty(), "the refresh restarted the TTL");
+    assert_eq!(w.memory().sets_in_use, 1);
+    // Other locators: the next burst sees them.
+    assert!(w.insert(0, p, tagged(2), 5_000).unwrap().replaced);
+    let after = r.snapshot().resolve(0, eid, 3);
+    assert!(matches!(after, Resolution::Encapsulate(_)));
+    assert_ne!(after, before);
+    // To a negative entry and back.
+    w.insert(0, p, Mapping::negative(NegativeAction::Drop, None), 6_000)
+        .unwrap();
+    assert_eq!(r.snapshot().resolve(0, eid, 3), Resolution::Drop);
+    w.insert(0, p, tagged(1), 7_000).unwrap();
+    assert_eq!(r.snapshot().resolve(0, eid, 3), before);
+    drop(r);
+    w.reclaim();
+    assert_eq!(w.memory().sets_in_use, 1);
+    assert_eq!(w.len(), 1);
 }

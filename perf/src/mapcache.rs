@@ -1,7 +1,10 @@
 //! Map-cache lookup and update benchmark against DPDK's rte_lpm / rte_lpm6 in the same run
 //! (perf/mapcache.sh runs it; perf/README.md explains the figures).
 //!
-//! mapcache-bench [--smoke] [--out FILE]
+//! mapcache-bench [--smoke] [--out FILE] [--only v4|v6|updates] [--v4 N[,N...]]
+//!
+//! `--only` and `--v4` are for quick iterations while tuning (`--only updates` builds the
+//! largest IPv4 table and runs the update phase alone); the recorded run uses neither.
 
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -15,6 +18,8 @@ use pxtr::dpdk::{Eal, Lpm4, Lpm6};
 use pxtr::mapcache::{map_cache, Locator, MapCacheConfig, MapCacheWriter, Mapping, Resolution};
 
 const BURST: usize = 32;
+/// Alone / with-writer phase pairs per update row.
+const PAIRS: usize = 7;
 const IID: u32 = 0;
 
 /// xorshift64*: deterministic inputs, same every run.
@@ -163,6 +168,18 @@ fn mapping(i: usize) -> Mapping {
     m
 }
 
+/// Transparent hugepages mapped by this process now, kB.
+fn thp_kb() -> String {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("AnonHugePages:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
 fn rss_bytes() -> usize {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
@@ -194,7 +211,8 @@ impl Report {
 
 fn cache_config(capacity: usize, v4_root: u8, v6_root: u8) -> MapCacheConfig {
     MapCacheConfig {
-        capacity: capacity as u32 + 16,
+        // Room for the /32 EIDs of the update phase, so it never evicts table prefixes.
+        capacity: capacity as u32 + 65_536,
         max_readers: 4,
         max_iids: 1,
         v4_root_bits: v4_root,
@@ -247,11 +265,17 @@ struct Sizes {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let smoke = args.iter().any(|a| a == "--smoke");
-    let out = args
-        .iter()
-        .position(|a| a == "--out")
-        .and_then(|i| args.get(i + 1).cloned());
-    let sizes = if smoke {
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    let out = arg("--out");
+    let only = arg("--only");
+    let run_v4 = only.as_deref().map_or(true, |o| o == "v4");
+    let run_v6 = only.as_deref().map_or(true, |o| o == "v6");
+    let run_updates = only.as_deref().map_or(true, |o| o == "updates");
+    let mut sizes = if smoke {
         Sizes {
             v4: vec![2_000, 10_000],
             v6: 2_000,
@@ -265,9 +289,15 @@ fn main() {
             v6: 100_000,
             lookups: 1 << 22,
             reps: 5,
-            phase: Duration::from_secs(3),
+            phase: Duration::from_secs(1),
         }
     };
+    if let Some(v) = arg("--v4") {
+        sizes.v4 = v.split(',').filter_map(|x| x.parse().ok()).collect();
+    }
+    if !run_v4 && run_updates {
+        sizes.v4 = sizes.v4.last().copied().into_iter().collect();
+    }
     let huge = std::env::var("PXTR_HUGEPAGES").is_ok_and(|v| !v.is_empty() && v != "0");
     let prefix = format!("pxtr-bench-{}", std::process::id());
     let mut eal_args: Vec<String> = [
@@ -313,9 +343,18 @@ fn main() {
     rep.line("| prefixes | addresses | rte_lpm single | rte_lpm bulk | ours root24 single | ours root24 batch | ours root16 batch | ours root24 resolve batch | ratio root24 batch / rte bulk | ratio single / single |");
     rep.line("|---|---|---|---|---|---|---|---|---|---|");
     let mut mem_lines = Vec::new();
+    let mut thp_lines: Vec<String> = Vec::new();
     let mut v4_1m: Option<(MapCacheWriter, Vec<(u32, u8)>)> = None;
     for (si, &n) in sizes.v4.iter().enumerate() {
+        if !run_v4 && !run_updates {
+            break;
+        }
         let prefixes = v4_prefixes(n, &mut rng);
+        if !run_v4 {
+            let (w24, _, _) = build_v4(&prefixes, 24);
+            v4_1m = Some((w24, prefixes));
+            continue;
+        }
         let mut rte =
             Lpm4::new(&eal, &format!("b4_{si}"), n as u32 + 16, 1 << 16).expect("rte_lpm");
         let t = Instant::now();
@@ -327,6 +366,11 @@ fn main() {
         let (w16, rss16, _) = build_v4(&prefixes, 16);
         let mut r24 = w24.reader().expect("reader");
         let mut r16 = w16.reader().expect("reader");
+        thp_lines.push(format!(
+            "IPv4 {n}: THP advice accepted: {}; process AnonHugePages after building: {} kB",
+            if w24.memory().hugepages { "yes" } else { "no" },
+            thp_kb()
+        ));
         mem_lines.push(format!(
             "| IPv4 {n} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} |",
             rss24 as f64 / n as f64,
@@ -436,7 +480,7 @@ fn main() {
     rep.line("\n## IPv6 lookups (Mlookups/s, one core)\n");
     rep.line("| prefixes | addresses | rte_lpm6 single | rte_lpm6 bulk | ours root16 single | ours root16 batch | ours root24 batch | ours root16 resolve batch | ratio root16 batch / rte bulk | ratio single / single |");
     rep.line("|---|---|---|---|---|---|---|---|---|---|");
-    {
+    if run_v6 {
         let n = sizes.v6;
         let prefixes = v6_prefixes(n, &mut rng);
         let mut rte = Lpm6::new(&eal, "b6", n as u32 + 16, n as u32 * 4 + 1024).expect("rte_lpm6");
@@ -557,17 +601,33 @@ fn main() {
     for l in &mem_lines {
         rep.line(l);
     }
+    rep.line("");
+    for l in &thp_lines {
+        rep.line(&format!("- {l}"));
+    }
 
     // ---- updates under load ----
-    if let Some((mut w, prefixes)) = v4_1m {
+    if let Some((mut w, prefixes)) = v4_1m.filter(|_| run_updates) {
         rep.line(&format!(
-            "\n## Updates while a reader runs flat out on the other core ({} IPv4 prefixes, root24)\n",
+            "\n## Updates while a reader resolves flat out on the other core ({} IPv4 prefixes, root24)\n",
             prefixes.len()
         ));
+        rep.line(&format!(
+            "THP for the LPM tables: {} (process AnonHugePages {} kB). The reader resolves bursts of {BURST} (LPM + hit count + RLOC pick) over 65,536 addresses spread uniformly over the table. Phases of {} ms alternate reader-alone / reader-with-writer, {} pairs per row; the slowdown is the median over pairs of 1 - with/alone, so a change of CPU share between pairs does not count as slowdown.",
+            if w.memory().hugepages { "yes" } else { "no" },
+            thp_kb(),
+            sizes.phase.as_millis(),
+            PAIRS
+        ));
+        rep.line("");
+        rep.line("Writer mixes (per 100 operations):");
+        rep.line("- control plane: 85 refreshes of an existing table prefix with a new RLOC set (a Map-Reply for a cached EID-prefix: replaced in place), 15 inserts of a new /32 EID with a 60 ms TTL on a virtual clock of 1 ms per 1,000 operations, and the TTL expiries that follow (`expire(now)` every 256 operations; each removal counts as an operation; steady state ~9,000 live /32s), so ~74% refreshes, ~13% /32 inserts, ~13% /32 removals;");
+        rep.line("- BGP churn: alternately withdraw a random prefix of the table (any length of the BGP mix, /8 included) and re-announce a withdrawn one (what the first version measured).");
+        rep.line("");
         let stop = Arc::new(AtomicBool::new(false));
         let count = Arc::new(AtomicU64::new(0));
         let mut reader = w.reader().expect("reader");
-        let addrs = addresses(
+        let eids: Vec<Ipv4Addr> = addresses(
             &prefixes,
             1 << 16,
             false,
@@ -575,18 +635,24 @@ fn main() {
             |(net, len): (u32, u8), r: &mut Rng| {
                 net | (r.next() as u32 & !(u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)))
             },
-        );
+        )
+        .into_iter()
+        .map(Ipv4Addr::from)
+        .collect();
         let (stop2, count2) = (stop.clone(), count.clone());
         let t = std::thread::spawn(move || {
-            let mut out = [None; BURST];
+            let mut out = [Resolution::Miss; BURST];
+            let hashes: Vec<u32> = (0..BURST as u32)
+                .map(|i| i.wrapping_mul(0x9E37_79B9))
+                .collect();
             let mut n = 0u64;
             while !stop2.load(Ordering::Relaxed) {
-                for c in addrs.chunks(BURST) {
+                for c in eids.chunks(BURST) {
                     let s = reader.snapshot();
-                    s.entry_ids_v4(IID, c, &mut out);
+                    s.resolve_v4(IID, c, &hashes, &mut out);
                     black_box(&out);
                 }
-                n += addrs.len() as u64;
+                n += eids.len() as u64;
                 count2.store(n, Ordering::Relaxed);
             }
         });
@@ -597,37 +663,71 @@ fn main() {
             (count.load(Ordering::Relaxed) - c0) as f64 / t0.elapsed().as_secs_f64()
         };
         std::thread::sleep(Duration::from_millis(100));
-        let alone = measure_reader(sizes.phase);
-        // Withdraw and re-announce random prefixes of the table, alternating, flat out.
-        let mut k = 0usize;
-        let mut withdrawn: Vec<usize> = Vec::new();
-        let mut op = |w: &mut MapCacheWriter, rng: &mut Rng| {
-            if withdrawn.len() < 1000 && (k % 2 == 0 || withdrawn.is_empty()) {
-                let i = rng.below(prefixes.len() as u64) as usize;
-                let (net, len) = prefixes[i];
-                let p = IpNet::new(IpAddr::V4(Ipv4Addr::from(net)), len).expect("prefix");
-                if w.remove(IID, p).is_some() {
-                    withdrawn.push(i);
+        // Control-plane mix.
+        let mut k = 0u64;
+        let ttl = Duration::from_millis(60);
+        let cp_op = |w: &mut MapCacheWriter, rng: &mut Rng, k: &mut u64| {
+            let now = *k / 1000; // virtual clock: 1 ms per 1000 operations
+            match *k % 20 {
+                0..=16 => {
+                    let i = rng.below(prefixes.len() as u64) as usize;
+                    let (net, len) = prefixes[i];
+                    let p = IpNet::new(IpAddr::V4(Ipv4Addr::from(net)), len).expect("prefix");
+                    let _ = w.insert(IID, p, mapping(i + *k as usize), now);
                 }
-            } else if let Some(i) = withdrawn.pop() {
-                let (net, len) = prefixes[i];
-                let p = IpNet::new(IpAddr::V4(Ipv4Addr::from(net)), len).expect("prefix");
-                let _ = w.insert(IID, p, mapping(i + k), 0);
+                _ => {
+                    let i = rng.below(prefixes.len() as u64) as usize;
+                    let (net, len) = prefixes[i];
+                    let host = net
+                        | (rng.next() as u32
+                            & !(u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)));
+                    let p = IpNet::new(IpAddr::V4(Ipv4Addr::from(host)), 32).expect("prefix");
+                    let mut m = mapping(i);
+                    m.ttl = Some(ttl);
+                    let _ = w.insert(IID, p, m, now);
+                }
             }
-            k += 1;
+            *k += 1;
+        };
+        let mut expired = Vec::new();
+        let mut cp_batch = |w: &mut MapCacheWriter, rng: &mut Rng| {
+            for _ in 0..256 {
+                cp_op(w, rng, &mut k);
+            }
+            expired.clear();
+            w.expire(k / 1000, &mut expired);
+            256 + expired.len() as u64
+        };
+        // BGP churn mix.
+        let mut kb = 0usize;
+        let mut withdrawn: Vec<usize> = Vec::new();
+        let mut bgp_batch = |w: &mut MapCacheWriter, rng: &mut Rng| {
+            for _ in 0..256 {
+                if withdrawn.len() < 1000 && (kb % 2 == 0 || withdrawn.is_empty()) {
+                    let i = rng.below(prefixes.len() as u64) as usize;
+                    let (net, len) = prefixes[i];
+                    let p = IpNet::new(IpAddr::V4(Ipv4Addr::from(net)), len).expect("prefix");
+                    if w.remove(IID, p).is_some() {
+                        withdrawn.push(i);
+                    }
+                } else if let Some(i) = withdrawn.pop() {
+                    let (net, len) = prefixes[i];
+                    let p = IpNet::new(IpAddr::V4(Ipv4Addr::from(net)), len).expect("prefix");
+                    let _ = w.insert(IID, p, mapping(i + kb), 0);
+                }
+                kb += 1;
+            }
+            256
         };
         let run = |w: &mut MapCacheWriter,
                    rng: &mut Rng,
-                   op: &mut dyn FnMut(&mut MapCacheWriter, &mut Rng),
+                   batch: &mut dyn FnMut(&mut MapCacheWriter, &mut Rng) -> u64,
                    per_sec: Option<f64>| {
             let c0 = count.load(Ordering::Relaxed);
             let t0 = Instant::now();
             let mut ops = 0u64;
             while t0.elapsed() < sizes.phase {
-                for _ in 0..256 {
-                    op(w, rng);
-                }
-                ops += 256;
+                ops += batch(w, rng);
                 w.reclaim();
                 if let Some(target) = per_sec {
                     while (ops as f64) > target * t0.elapsed().as_secs_f64() {
@@ -641,32 +741,62 @@ fn main() {
                 (count.load(Ordering::Relaxed) - c0) as f64 / secs,
             )
         };
-        let (flat_ups, flat_reader) = run(&mut w, &mut rng, &mut op, None);
-        let alone2 = measure_reader(sizes.phase);
-        let (paced_ups, paced_reader) = run(&mut w, &mut rng, &mut op, Some(1e6));
-        let alone3 = measure_reader(sizes.phase);
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        rep.line("| writer | updates/s (median) | reader Mlookups/s with writer (median) | reader alone Mlookups/s (median) | reader slowdown (median of pairs) | slowdowns per pair |");
+        rep.line("|---|---|---|---|---|---|");
+        let mut row = |name: &str,
+                       w: &mut MapCacheWriter,
+                       rng: &mut Rng,
+                       batch: &mut dyn FnMut(&mut MapCacheWriter, &mut Rng) -> u64,
+                       per_sec: Option<f64>| {
+            let (mut ups, mut with, mut alone, mut slow) = (vec![], vec![], vec![], vec![]);
+            for _ in 0..PAIRS {
+                let a = measure_reader(sizes.phase);
+                let (u, r) = run(w, rng, batch, per_sec);
+                ups.push(u);
+                with.push(r);
+                alone.push(a);
+                slow.push(100.0 * (1.0 - r / a));
+            }
+            let per_pair = slow
+                .iter()
+                .map(|x| format!("{x:.1}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            rep.line(&format!(
+                "| {name} | {:.2} M | {:.1} | {:.1} | {:.1}% | {per_pair} |",
+                median(&mut ups) / 1e6,
+                median(&mut with) / 1e6,
+                median(&mut alone) / 1e6,
+                median(&mut slow),
+            ));
+        };
+        row(
+            "control plane, flat out",
+            &mut w,
+            &mut rng,
+            &mut cp_batch,
+            None,
+        );
+        row(
+            "control plane, paced at 1 M/s",
+            &mut w,
+            &mut rng,
+            &mut cp_batch,
+            Some(1e6),
+        );
+        row(
+            "BGP churn, flat out",
+            &mut w,
+            &mut rng,
+            &mut bgp_batch,
+            None,
+        );
         stop.store(true, Ordering::Relaxed);
         let _ = t.join();
-        let base = (alone + alone2 + alone3) / 3.0;
-        rep.line("| writer | updates/s | reader Mlookups/s | reader alone Mlookups/s (mean of 3 phases) | reader slowdown |");
-        rep.line("|---|---|---|---|---|");
-        rep.line(&format!(
-            "| flat out | {:.2} M | {:.1} | {:.1} ({:.1}, {:.1}, {:.1}) | {:.1}% |",
-            flat_ups / 1e6,
-            flat_reader / 1e6,
-            base / 1e6,
-            alone / 1e6,
-            alone2 / 1e6,
-            alone3 / 1e6,
-            100.0 * (1.0 - flat_reader / base)
-        ));
-        rep.line(&format!(
-            "| paced at 1 M/s | {:.2} M | {:.1} | {:.1} | {:.1}% |",
-            paced_ups / 1e6,
-            paced_reader / 1e6,
-            base / 1e6,
-            100.0 * (1.0 - paced_reader / base)
-        ));
     }
     let mut tail = String::new();
     let _ = write!(

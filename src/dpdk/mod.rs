@@ -14,6 +14,7 @@ mod error;
 mod lcore;
 mod lpm;
 mod mbuf;
+mod memory;
 mod mempool;
 mod port;
 mod ring;
@@ -24,6 +25,7 @@ pub use error::DpdkError;
 pub use lcore::{launch, LcoreJoin, StopFlag};
 pub use lpm::{Lpm4, Lpm6};
 pub use mbuf::Mbuf;
+pub use memory::{AtomicTable, ZeroableAtomic};
 pub use mempool::{Mempool, MempoolConfig};
 pub use port::{
     LinkStatus, OffloadCaps, Port, PortConfig, PortInfo, PortStats, RxQueue, TxOutcome, TxQueue,

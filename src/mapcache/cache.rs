@@ -14,6 +14,7 @@ use super::lpm::{leaf_value, LpmError, LpmShared, LpmWriter, MAX_VALUE};
 use super::mapping::{select, set_image, Mapping, NegativeAction, SetImage, SET_WORDS};
 use super::qsbr::Qsbr;
 use super::MapCacheError;
+use crate::dpdk::AtomicTable;
 
 /// Sizes fixed when the cache is created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,10 +118,10 @@ struct Shared {
     v4: LpmShared<u32>,
     v6: LpmShared<u128>,
     /// Entry id → `POSITIVE | set` or `NEGATIVE | action`.
-    entries: Chunked<AtomicU32>,
+    entries: AtomicTable<AtomicU32>,
     sets: Chunked<[AtomicU64; SET_WORDS]>,
     /// Per reader slot: entry id → hits (wrapping), written only by that reader.
-    hits: Box<[Chunked<AtomicU32>]>,
+    hits: Box<[AtomicTable<AtomicU32>]>,
 }
 
 impl Shared {
@@ -144,6 +145,8 @@ pub struct MemoryUsage {
     pub sets_in_use: u32,
     /// Items waiting for readers to move on before reuse.
     pub waiting: usize,
+    /// Whether the kernel accepted transparent hugepages for the LPM tables.
+    pub hugepages: bool,
 }
 
 /// Usage of one entry, as of the last [`MapCacheWriter::collect_usage`].
@@ -187,6 +190,16 @@ enum Retired {
 pub fn map_cache(config: MapCacheConfig) -> Result<MapCacheWriter, MapCacheError> {
     config.validate()?;
     let ids = config.id_space() as usize;
+    let no_memory = || {
+        MapCacheError::InvalidConfig(format!(
+            "cannot map the reader tables for {} instance-IDs",
+            config.max_iids
+        ))
+    };
+    let hits = (0..config.max_readers)
+        .map(|_| AtomicTable::zeroed(ids, true))
+        .collect::<Option<Box<[_]>>>()
+        .ok_or_else(no_memory)?;
     let shared = Arc::new(Shared {
         qsbr: Qsbr::new(config.max_readers),
         iids: (0..config.max_iids).map(|_| AtomicU64::new(0)).collect(),
@@ -194,17 +207,17 @@ pub fn map_cache(config: MapCacheConfig) -> Result<MapCacheWriter, MapCacheError
             u32::from(config.v4_root_bits),
             config.max_iids,
             config.v4_groups,
-        ),
+        )
+        .ok_or_else(no_memory)?,
         v6: LpmShared::new(
             u32::from(config.v6_root_bits),
             config.max_iids,
             config.v6_groups,
-        ),
-        entries: Chunked::new(ids, 14),
+        )
+        .ok_or_else(no_memory)?,
+        entries: AtomicTable::zeroed(ids, true).ok_or_else(no_memory)?,
         sets: Chunked::new(ids, 10),
-        hits: (0..config.max_readers)
-            .map(|_| Chunked::new(ids, 14))
-            .collect(),
+        hits,
     });
     Ok(MapCacheWriter {
         lpm4: LpmWriter::new(config.v4_groups),
@@ -392,14 +405,28 @@ impl MapCacheWriter {
             .ttl
             .map(|t| now_ms.saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX)));
         if let Some(id) = self.find(iid, prefix) {
-            let (target, set) = self.target(&mapping)?;
-            if let Some(w) = self.shared.entries.get(id as usize) {
-                w.store(target, Ordering::Release);
+            // Replacing a mapping is O(1): one store of the entry word the prefix's leaves
+            // name. A refresh with the same locators and action (a new TTL or version) does not
+            // even write that: readers' cache lines stay untouched.
+            let same = matches!(
+                self.entries.get(id as usize),
+                Some(Some(e)) if e.mapping.locators == mapping.locators
+                    && e.mapping.action == mapping.action
+            );
+            let mut old_set = None;
+            if !same {
+                let (target, set) = self.target(&mapping)?;
+                self.shared
+                    .entries
+                    .at(id as usize)
+                    .store(target, Ordering::Release);
+                if let Some(Some(e)) = self.entries.get_mut(id as usize) {
+                    old_set = std::mem::replace(&mut e.set, set);
+                }
             }
             let Some(Some(e)) = self.entries.get_mut(id as usize) else {
                 return Err(MapCacheError::Busy);
             };
-            let old_set = std::mem::replace(&mut e.set, set);
             e.mapping = mapping;
             let old_exp = std::mem::replace(&mut e.expires, expires);
             if let Some(x) = old_exp {
@@ -436,14 +463,10 @@ impl MapCacheWriter {
                 return Err(e);
             }
         };
-        let Some(w) = self.shared.entries.ensure(id as usize) else {
-            self.free_entries.push(id);
-            return Err(MapCacheError::Busy);
-        };
-        w.store(target, Ordering::Release);
-        for h in self.shared.hits.iter() {
-            h.ensure(id as usize);
-        }
+        self.shared
+            .entries
+            .at(id as usize)
+            .store(target, Ordering::Release);
         let res = match prefix {
             IpNet::V4(p) => self.lpm4.insert(
                 &self.shared.v4,
@@ -527,11 +550,9 @@ impl MapCacheWriter {
     }
 
     fn hits_sum(&self, id: u32) -> u32 {
-        self.shared
-            .hits
-            .iter()
-            .filter_map(|h| h.get(id as usize))
-            .fold(0u32, |s, c| s.wrapping_add(c.load(Ordering::Relaxed)))
+        self.shared.hits.iter().fold(0u32, |s, h| {
+            s.wrapping_add(h.at(id as usize).load(Ordering::Relaxed))
+        })
     }
 
     /// Removes the mapping of exactly `iid`/`prefix`; returns it.
@@ -662,15 +683,21 @@ impl MapCacheWriter {
     /// Memory allocated and in use.
     pub fn memory(&self) -> MemoryUsage {
         let s = &self.shared;
+        // The tables are reserved up front and committed as they are written: count the
+        // roots of the instance-IDs in use, the groups ever handed out, the entry ids ever
+        // handed out (entry word + one hit counter per reader slot) and the locator sets.
+        let roots = self.iid_roots.len();
+        let group_bytes = 4 << 8;
         MemoryUsage {
-            reader_bytes: s.v4.allocated_bytes()
-                + s.v6.allocated_bytes()
-                + s.entries.allocated_bytes()
-                + s.sets.allocated_bytes()
-                + s.hits.iter().map(Chunked::allocated_bytes).sum::<usize>(),
+            reader_bytes: roots * (s.v4.root_bytes() + s.v6.root_bytes())
+                + (self.lpm4.groups_touched() as usize + self.lpm6.groups_touched() as usize)
+                    * group_bytes
+                + self.entries.len() * 4 * (1 + s.hits.len())
+                + s.sets.allocated_bytes(),
             groups_in_use: (self.lpm4.groups_in_use(), self.lpm6.groups_in_use()),
             sets_in_use: self.sets.len() as u32,
             waiting: self.limbo.len(),
+            hugepages: s.v4.hugepages() || s.v6.hugepages(),
         }
     }
 
@@ -728,24 +755,30 @@ impl Drop for MapCacheReader {
 /// A worker's view for one burst.
 pub struct Snapshot<'a> {
     shared: &'a Shared,
-    hits: Option<&'a Chunked<AtomicU32>>,
+    hits: Option<&'a AtomicTable<AtomicU32>>,
 }
 
 impl Snapshot<'_> {
+    /// The entry word (`POSITIVE | set`, `NEGATIVE | action`, 0 for none) a leaf slot names,
+    /// counting the hit in this reader's own counters.
     #[inline(always)]
-    fn finish(&self, e: u32, flow_hash: u32) -> Resolution {
+    fn target(&self, e: u32) -> u32 {
         let Some(id) = leaf_value(e) else {
-            return Resolution::Miss;
+            return 0;
         };
-        let id = id as usize;
-        if let Some(c) = self.hits.and_then(|h| h.get(id)) {
+        self.shared.entries.at(id as usize).load(Ordering::Acquire)
+    }
+
+    #[inline(always)]
+    fn count_hit(&self, e: u32) {
+        if let (Some(h), Some(id)) = (self.hits, leaf_value(e)) {
+            let c = h.at(id as usize);
             c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
         }
-        let t = self
-            .shared
-            .entries
-            .get(id)
-            .map_or(0, |w| w.load(Ordering::Acquire));
+    }
+
+    #[inline(always)]
+    fn outcome(&self, t: u32, flow_hash: u32) -> Resolution {
         match t & (3 << 30) {
             POSITIVE => self
                 .shared
@@ -759,6 +792,28 @@ impl Snapshot<'_> {
                 _ => Resolution::SendMapRequest,
             },
             _ => Resolution::Miss,
+        }
+    }
+
+    #[inline(always)]
+    fn finish(&self, e: u32, flow_hash: u32) -> Resolution {
+        self.count_hit(e);
+        self.outcome(self.target(e), flow_hash)
+    }
+
+    /// The burst after its LPM: all entry-word loads, then all hit counts, then the RLOC
+    /// picks, so the cache misses of different packets overlap instead of queueing.
+    #[inline(always)]
+    fn finish_burst(&self, slots: &[u32], flow_hashes: &[u32], out: &mut [Resolution]) {
+        let mut targets = [0u32; 64];
+        for (t, e) in targets.iter_mut().zip(slots) {
+            *t = self.target(*e);
+        }
+        for e in slots {
+            self.count_hit(*e);
+        }
+        for ((o, t), h) in out.iter_mut().zip(&targets[..slots.len()]).zip(flow_hashes) {
+            *o = self.outcome(*t, *h);
         }
     }
 
@@ -795,13 +850,7 @@ impl Snapshot<'_> {
                 *k = u32::from(*a);
             }
             self.resolve_keys(iid, &keys[..m], &mut slots[..m], &self.shared.v4);
-            for ((o, e), h) in out[start..end]
-                .iter_mut()
-                .zip(&slots[..m])
-                .zip(&flow_hashes[start..end])
-            {
-                *o = self.finish(*e, *h);
-            }
+            self.finish_burst(&slots[..m], &flow_hashes[start..end], &mut out[start..end]);
         }
     }
 
@@ -824,13 +873,7 @@ impl Snapshot<'_> {
                 *k = u128::from(*a);
             }
             self.resolve_keys(iid, &keys[..m], &mut slots[..m], &self.shared.v6);
-            for ((o, e), h) in out[start..end]
-                .iter_mut()
-                .zip(&slots[..m])
-                .zip(&flow_hashes[start..end])
-            {
-                *o = self.finish(*e, *h);
-            }
+            self.finish_burst(&slots[..m], &flow_hashes[start..end], &mut out[start..end]);
         }
     }
 

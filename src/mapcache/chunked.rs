@@ -32,12 +32,6 @@ impl<T: Default> Chunked<T> {
         self.chunks.get(i >> self.shift)?.get()?.get(i & self.mask)
     }
 
-    /// Chunk `c` as a slice, if allocated.
-    #[inline(always)]
-    pub(crate) fn chunk(&self, c: usize) -> Option<&[T]> {
-        self.chunks.get(c).and_then(OnceLock::get).map(|b| &b[..])
-    }
-
     /// Element `i`, allocating its chunk (zeroed) first. Writer only. `None` past capacity.
     pub(crate) fn ensure(&self, i: usize) -> Option<&T> {
         let chunk = self.chunks.get(i >> self.shift)?;

@@ -19,15 +19,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use rustc_hash::FxHashMap;
 
-use super::chunked::Chunked;
+use crate::dpdk::AtomicTable;
 
 /// Largest value a leaf carries (24 bits).
 pub(crate) const MAX_VALUE: u32 = 0x00FF_FFFF;
 const GROUP: u32 = 0xFF;
 const GROUP_SHIFT: u32 = 8;
 const GROUP_LEN: usize = 1 << GROUP_SHIFT;
-/// 64 groups (64 KiB) per allocation.
-const GROUP_CHUNK_SHIFT: u32 = 14;
 
 /// An address as an unsigned integer, most significant bit first.
 pub(crate) trait Key: Copy + Eq + Hash + std::fmt::Debug {
@@ -102,11 +100,15 @@ pub(crate) fn leaf_value(e: u32) -> Option<u32> {
     }
 }
 
-/// The part readers see: roots (one per table, e.g. per instance-ID) and the group pool.
+/// The part readers see: roots (one per table, e.g. per instance-ID) and the group pool, each
+/// one flat table allocated once (zeroed, committed lazily, transparent hugepages where the
+/// kernel allows) and indexed modulo its power-of-two length: a lookup level is one shift, one
+/// mask and one load, with no chunk indirection and no bounds check.
 pub(crate) struct LpmShared<K> {
     root_bits: u32,
-    roots: Chunked<AtomicU32>,
-    groups: Chunked<AtomicU32>,
+    roots: AtomicTable<AtomicU32>,
+    groups: AtomicTable<AtomicU32>,
+    tables: usize,
     _key: PhantomData<K>,
 }
 
@@ -117,64 +119,96 @@ enum Table {
 }
 
 impl<K: Key> LpmShared<K> {
-    /// `tables` roots of `1 << root_bits` slots, at most `max_groups` groups.
-    pub(crate) fn new(root_bits: u32, tables: usize, max_groups: u32) -> Self {
-        LpmShared {
+    /// `tables` roots of `1 << root_bits` slots, at most `max_groups` groups. `None` when the
+    /// memory cannot be mapped.
+    pub(crate) fn new(root_bits: u32, tables: usize, max_groups: u32) -> Option<Self> {
+        Some(LpmShared {
             root_bits,
-            roots: Chunked::new(tables << root_bits, root_bits),
-            groups: Chunked::new((max_groups as usize) << GROUP_SHIFT, GROUP_CHUNK_SHIFT),
+            roots: AtomicTable::zeroed(tables.checked_shl(root_bits)?, true)?,
+            groups: AtomicTable::zeroed((max_groups.max(1) as usize) << GROUP_SHIFT, true)?,
+            tables,
             _key: PhantomData,
-        }
+        })
     }
 
     /// The leaf slot for `key` in table `root` (0 when there is no route).
     #[inline(always)]
     pub(crate) fn lookup(&self, root: usize, key: K) -> u32 {
-        let Some(tbl) = self.roots.chunk(root) else {
-            return 0;
-        };
-        let mut e = tbl
-            .get(key.bits(0, self.root_bits))
-            .map_or(0, |a| a.load(Ordering::Acquire));
+        let base = root << self.root_bits;
+        let mut e = self
+            .roots
+            .at(base | key.bits(0, self.root_bits))
+            .load(Ordering::Acquire);
         let mut start = self.root_bits;
         while is_group(e) {
             if start >= K::BITS {
                 return 0;
             }
             let i = (((e & MAX_VALUE) as usize) << GROUP_SHIFT) | key.bits(start, GROUP_SHIFT);
-            e = self.groups.get(i).map_or(0, |a| a.load(Ordering::Acquire));
+            e = self.groups.at(i).load(Ordering::Acquire);
             start += GROUP_SHIFT;
         }
         e
     }
 
-    /// [`LpmShared::lookup`] for a batch: level by level across the batch, so the loads of
-    /// different keys overlap in the memory system.
+    /// [`LpmShared::lookup`] for a batch, the strategy chosen by measurement
+    /// (perf/results/mapcache-*.md): with at most one level below the root (IPv4, 24-bit
+    /// root: ~99% of BGP-table lookups end at the root) root-first, else level by level.
     #[inline]
     pub(crate) fn lookup_batch(&self, root: usize, keys: &[K], out: &mut [u32]) {
-        let Some(tbl) = self.roots.chunk(root) else {
-            out.iter_mut().for_each(|o| *o = 0);
-            return;
-        };
+        if K::BITS <= self.root_bits + GROUP_SHIFT {
+            self.lookup_root_first(root, keys, out);
+        } else {
+            self.lookup_levels(root, keys, out);
+        }
+    }
+
+    /// Root-first: the loop issues every root load of the burst back to back and leaves the
+    /// rare walk below the root out of line, so it stays a few instructions long and the
+    /// out-of-order core keeps many root misses in flight (as `rte_lpm`'s bulk lookup).
+    #[inline(always)]
+    fn lookup_root_first(&self, root: usize, keys: &[K], out: &mut [u32]) {
+        let base = root << self.root_bits;
+        for (k, o) in keys.iter().zip(out.iter_mut()) {
+            let e = self
+                .roots
+                .at(base | k.bits(0, self.root_bits))
+                .load(Ordering::Acquire);
+            *o = if is_group(e) {
+                self.below_root(e, *k)
+            } else {
+                e
+            };
+        }
+    }
+
+    /// A batch level by level across the batch, so the loads of
+    /// different keys overlap in the memory system (every root load of the burst is issued
+    /// before any group load).
+    #[inline]
+    fn lookup_levels(&self, root: usize, keys: &[K], out: &mut [u32]) {
+        let base = root << self.root_bits;
         let mut deeper = false;
         for (k, o) in keys.iter().zip(out.iter_mut()) {
-            let e = tbl
-                .get(k.bits(0, self.root_bits))
-                .map_or(0, |a| a.load(Ordering::Acquire));
+            let e = self
+                .roots
+                .at(base | k.bits(0, self.root_bits))
+                .load(Ordering::Acquire);
             deeper |= is_group(e);
             *o = e;
         }
         let mut start = self.root_bits;
         while deeper {
             deeper = false;
+            let end = start >= K::BITS;
             for (k, o) in keys.iter().zip(out.iter_mut()) {
                 if is_group(*o) {
-                    let e = if start >= K::BITS {
+                    let e = if end {
                         0
                     } else {
                         let i = (((*o & MAX_VALUE) as usize) << GROUP_SHIFT)
                             | k.bits(start, GROUP_SHIFT);
-                        self.groups.get(i).map_or(0, |a| a.load(Ordering::Acquire))
+                        self.groups.at(i).load(Ordering::Acquire)
                     };
                     deeper |= is_group(e);
                     *o = e;
@@ -184,31 +218,59 @@ impl<K: Key> LpmShared<K> {
         }
     }
 
-    fn slot(&self, t: Table, i: usize) -> Option<&AtomicU32> {
+    /// The walk below the root for `key` whose root slot is the group pointer `e`.
+    #[inline(never)]
+    fn below_root(&self, mut e: u32, key: K) -> u32 {
+        let mut start = self.root_bits;
+        while is_group(e) {
+            if start >= K::BITS {
+                return 0;
+            }
+            let i = (((e & MAX_VALUE) as usize) << GROUP_SHIFT) | key.bits(start, GROUP_SHIFT);
+            e = self.groups.at(i).load(Ordering::Acquire);
+            start += GROUP_SHIFT;
+        }
+        e
+    }
+
+    fn slot(&self, t: Table, i: usize) -> &AtomicU32 {
         match t {
-            Table::Root(r) => self.roots.chunk(r)?.get(i),
-            Table::Group(g) => self.groups.get(((g as usize) << GROUP_SHIFT) | i),
+            Table::Root(r) => self.roots.at((r << self.root_bits) | i),
+            Table::Group(g) => self.groups.at(((g as usize) << GROUP_SHIFT) | i),
         }
     }
 
     fn load(&self, t: Table, i: usize) -> u32 {
-        self.slot(t, i).map_or(0, |a| a.load(Ordering::Acquire))
+        self.slot(t, i).load(Ordering::Acquire)
     }
 
     fn store(&self, t: Table, i: usize, e: u32) {
-        if let Some(a) = self.slot(t, i) {
-            a.store(e, Ordering::Release);
-        }
+        self.slot(t, i).store(e, Ordering::Release);
     }
 
-    /// Allocates the root of table `root` (writer). False past the configured number.
+    /// Makes table `root` ready (writer), false past the configured number. Commits its root
+    /// now (one store per 4 KiB page, of the zero already there, before any reader can know
+    /// the table), so the kernel backs a 24-bit root with hugepages while memory is
+    /// unfragmented, not page by page as prefixes arrive.
     pub(crate) fn ensure_root(&self, root: usize) -> bool {
-        self.roots.ensure(root << self.root_bits).is_some()
+        if root >= self.tables {
+            return false;
+        }
+        let base = root << self.root_bits;
+        for i in (0..1usize << self.root_bits).step_by(1024) {
+            self.roots.at(base | i).store(0, Ordering::Relaxed);
+        }
+        true
     }
 
-    /// Bytes allocated for roots and groups.
-    pub(crate) fn allocated_bytes(&self) -> usize {
-        self.roots.allocated_bytes() + self.groups.allocated_bytes()
+    /// Bytes a root table takes once written.
+    pub(crate) fn root_bytes(&self) -> usize {
+        (1usize << self.root_bits) * std::mem::size_of::<AtomicU32>()
+    }
+
+    /// Whether the kernel backs the tables with transparent hugepages.
+    pub(crate) fn hugepages(&self) -> bool {
+        self.roots.hugepages() || self.groups.hugepages()
     }
 }
 
@@ -274,6 +336,11 @@ impl<K: Key> LpmWriter<K> {
         0
     }
 
+    /// Groups ever allocated (the high-water mark: their memory is committed).
+    pub(crate) fn groups_touched(&self) -> u32 {
+        self.next_group
+    }
+
     /// Groups in use now (not counting those waiting to be retired).
     pub(crate) fn groups_in_use(&self) -> u32 {
         self.groups_in_use
@@ -283,7 +350,7 @@ impl<K: Key> LpmWriter<K> {
         self.free_groups.len() as u32 + (self.max_groups - self.next_group)
     }
 
-    fn alloc_group(&mut self, sh: &LpmShared<K>) -> Option<u32> {
+    fn alloc_group(&mut self) -> Option<u32> {
         let g = match self.free_groups.pop() {
             Some(g) => g,
             None if self.next_group < self.max_groups => {
@@ -292,7 +359,6 @@ impl<K: Key> LpmWriter<K> {
             }
             None => return None,
         };
-        sh.groups.ensure((g as usize) << GROUP_SHIFT)?;
         self.groups_in_use += 1;
         Some(g)
     }
@@ -373,13 +439,11 @@ impl<K: Key> LpmWriter<K> {
                 e & MAX_VALUE
             } else {
                 // Checked up front in insert(): a group is available.
-                let Some(g) = self.alloc_group(sh) else {
+                let Some(g) = self.alloc_group() else {
                     return;
                 };
                 for j in 0..GROUP_LEN {
-                    if let Some(a) = sh.slot(Table::Group(g), j) {
-                        a.store(e, Ordering::Relaxed);
-                    }
+                    sh.slot(Table::Group(g), j).store(e, Ordering::Relaxed);
                 }
                 // Release: the group's slots are visible before the pointer to it.
                 sh.store(t, i, (GROUP << 24) | g);

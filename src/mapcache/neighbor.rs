@@ -58,11 +58,13 @@ pub fn neighbor_table(capacity: u32, max_readers: usize) -> Result<NeighborWrite
     let v4_groups = capacity.saturating_mul(2).min(MAX_VALUE);
     let v6_groups = capacity.saturating_mul(14).min(MAX_VALUE);
     let ids = capacity as usize * 2 + 64;
+    let no_memory =
+        || MapCacheError::InvalidConfig("neighbour table: cannot map its tables".into());
     Ok(NeighborWriter {
         shared: Arc::new(Shared {
             qsbr: Qsbr::new(max_readers),
-            v4: LpmShared::new(16, 1, v4_groups),
-            v6: LpmShared::new(16, 1, v6_groups),
+            v4: LpmShared::new(16, 1, v4_groups).ok_or_else(no_memory)?,
+            v6: LpmShared::new(16, 1, v6_groups).ok_or_else(no_memory)?,
             values: Chunked::new(ids, 12),
         }),
         lpm4: LpmWriter::new(v4_groups),

@@ -1,0 +1,127 @@
+//! Large zeroed tables of atomics for lock-free lookup structures (the map-cache), outside
+//! DPDK's heap: anonymous memory mapped once, zero-filled and committed lazily by the kernel,
+//! backed by transparent hugepages where the kernel allows (`madvise(MADV_HUGEPAGE)`), never
+//! moved or freed while the table lives.
+//!
+//! Why here: allocating zeroed atomics without touching every page, and asking for hugepages,
+//! both need `unsafe`/libc, which this crate keeps to `src/dpdk/`. The safe API is
+//! [`AtomicTable`]: a fixed power-of-two number of slots, indexed modulo that length, so a
+//! lookup is one masked load without a bounds check and can never go out of range.
+
+use std::ops::Deref;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+/// Atomic types whose all-zero bit pattern is a valid value (the integer 0).
+pub trait ZeroableAtomic: Sync + Send + sealed::Sealed {}
+impl ZeroableAtomic for AtomicU32 {}
+impl ZeroableAtomic for AtomicU64 {}
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for std::sync::atomic::AtomicU32 {}
+    impl Sealed for std::sync::atomic::AtomicU64 {}
+}
+
+/// A fixed array of `len` (a power of two) zero-initialised atomics in its own mapping.
+pub struct AtomicTable<T: ZeroableAtomic> {
+    ptr: std::ptr::NonNull<T>,
+    len: usize,
+    mask: usize,
+    bytes: usize,
+    huge: bool,
+}
+
+// SAFETY: the table owns its mapping exclusively and only hands out `&T` where `T: Sync`
+// (atomics), so sharing or sending the handle is sharing `&[T]`.
+unsafe impl<T: ZeroableAtomic> Send for AtomicTable<T> {}
+// SAFETY: as above; every access through `&self` is an atomic operation on `T`.
+unsafe impl<T: ZeroableAtomic> Sync for AtomicTable<T> {}
+
+/// Below this, hugepages are not worth asking for (one 2 MiB page).
+const HUGE_MIN: usize = 2 << 20;
+
+impl<T: ZeroableAtomic> AtomicTable<T> {
+    /// At least `min_len` slots (rounded up to a power of two, at least 1), all zero. Memory is
+    /// reserved, not committed: pages appear when first written. `hugepages` asks the kernel
+    /// for transparent hugepages (fewer TLB misses on random lookups; effective when
+    /// /sys/kernel/mm/transparent_hugepage/enabled is `always` or `madvise`). `None` when the
+    /// mapping fails.
+    pub fn zeroed(min_len: usize, hugepages: bool) -> Option<Self> {
+        let len = min_len.max(1).checked_next_power_of_two()?;
+        let bytes = len.checked_mul(std::mem::size_of::<T>())?;
+        // SAFETY: an anonymous private mapping with no address hint: it aliases nothing; the
+        // result is checked against MAP_FAILED before use.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        let ptr = std::ptr::NonNull::new(p.cast::<T>())?;
+        let mut huge = false;
+        if hugepages && bytes >= HUGE_MIN {
+            // SAFETY: advice on the mapping made above, exactly its range; it changes no
+            // contents (anonymous memory stays zero-filled), only the page size backing it.
+            huge = unsafe { libc::madvise(p, bytes, libc::MADV_HUGEPAGE) } == 0;
+        }
+        Some(AtomicTable {
+            ptr,
+            len,
+            mask: len - 1,
+            bytes,
+            huge,
+        })
+    }
+
+    /// Slot `i modulo len`: always in range, no bounds check.
+    #[inline(always)]
+    pub fn at(&self, i: usize) -> &T {
+        // SAFETY: `i & mask < len` because `len` is a power of two and `mask = len - 1`; the
+        // mapping holds `len` initialised (zero-filled) `T`s and lives as long as `self`.
+        unsafe { &*self.ptr.as_ptr().add(i & self.mask) }
+    }
+
+    /// Bytes reserved (virtual; committed lazily).
+    pub fn reserved_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether the kernel accepted the hugepage advice.
+    pub fn hugepages(&self) -> bool {
+        self.huge
+    }
+}
+
+impl<T: ZeroableAtomic> Deref for AtomicTable<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: `len` zero-initialised `T`s (zero is a valid value of every
+        // `ZeroableAtomic`) in a mapping owned by `self`, aligned to a page.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T: ZeroableAtomic> Drop for AtomicTable<T> {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `zeroed`; `&mut self` means no reference
+        // into it is alive.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.bytes);
+        }
+    }
+}
+
+impl<T: ZeroableAtomic> std::fmt::Debug for AtomicTable<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AtomicTable")
+            .field("len", &self.len)
+            .field("hugepages", &self.huge)
+            .finish()
+    }
+}
