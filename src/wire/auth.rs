@@ -88,6 +88,21 @@ fn registration_message(msg: &[u8]) -> Result<(u8, u8, usize)> {
     Ok((key_id, algorithm_id, len))
 }
 
+/// The algorithm of a registration message and the length of its authentication data, which
+/// must be the whole HMAC output or its truncated 96/128 bits.
+fn algorithm_and_len(msg: &[u8]) -> Result<(Algorithm, usize)> {
+    let (_key_id, algorithm_id, len) = registration_message(msg)?;
+    let alg = Algorithm::from_id(algorithm_id)?;
+    if len != alg.auth_len() && len != alg.truncated_len() {
+        return Err(Error::AuthLength {
+            algorithm: algorithm_id,
+            got: len,
+            expected: alg.auth_len(),
+        });
+    }
+    Ok((alg, len))
+}
+
 /// The Key ID of a received Map-Register, Map-Notify or Map-Notify-Ack: which shared key to
 /// verify it with.
 pub fn key_id(msg: &[u8]) -> Result<u8> {
@@ -121,15 +136,7 @@ fn mac_of(alg: Algorithm, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 /// whose key-id field names the algorithm and whose authentication data field is as long as the
 /// whole HMAC output (what peers expect) or its truncated 96/128 bits.
 pub fn sign(msg: &mut [u8], key: &[u8]) -> Result<()> {
-    let (_key_id, algorithm_id, len) = registration_message(msg)?;
-    let alg = Algorithm::from_id(algorithm_id)?;
-    if len != alg.auth_len() && len != alg.truncated_len() {
-        return Err(Error::AuthLength {
-            algorithm: algorithm_id,
-            got: len,
-            expected: alg.auth_len(),
-        });
-    }
+    let (alg, len) = algorithm_and_len(msg)?;
     msg[AUTH_OFFSET..AUTH_OFFSET + len].fill(0);
     let mac = mac_of(alg, key, &[msg]);
     msg[AUTH_OFFSET..AUTH_OFFSET + len].copy_from_slice(&mac[..len]);
@@ -156,15 +163,7 @@ pub fn emit_signed(msg: &Message, alg: Algorithm, key: &[u8]) -> Result<Vec<u8>>
 /// Verifies the authentication data of a received Map-Register, Map-Notify or Map-Notify-Ack
 /// with `key`, in constant time. Returns the algorithm used.
 pub fn verify(msg: &[u8], key: &[u8]) -> Result<Algorithm> {
-    let (_key_id, algorithm_id, len) = registration_message(msg)?;
-    let alg = Algorithm::from_id(algorithm_id)?;
-    if len != alg.auth_len() && len != alg.truncated_len() {
-        return Err(Error::AuthLength {
-            algorithm: algorithm_id,
-            got: len,
-            expected: alg.auth_len(),
-        });
-    }
+    let (alg, len) = algorithm_and_len(msg)?;
     let zeros = [0u8; 32];
     let received = &msg[AUTH_OFFSET..AUTH_OFFSET + len];
     let parts: [&[u8]; 3] = [
