@@ -387,25 +387,72 @@ fn addresses_in_records_mac_and_unknown_lcaf() {
         records: vec![record(Address::Mac([2, 0, 0, 0, 0, 9]), 48, vec![loc])],
     });
     round_trip(&m);
-    // An unknown LCAF as an EID prefix is refused with its own error.
+    // Records whose EID pxtr cannot use (an unknown LCAF such as an (S,G) source/dest, a
+    // distinguished name, an unknown LCAF inside an Instance-ID) are kept, so the other
+    // records of the message still count; the one thing refused is an opaque type 2.
     let mut bytes = m.to_vec().unwrap();
-    let bad = Message::MapReply(MapReply {
-        records: vec![record(
-            Address::Lcaf {
-                lcaf_type: 10,
-                flags: 0,
-                rsvd2: 0,
-                payload: vec![],
-            },
-            0,
-            vec![],
-        )],
-        ..match Message::parse(&bytes).unwrap() {
-            Message::MapReply(r) => r,
-            _ => unreachable!(),
-        }
+    let kept = Message::MapReply(MapReply {
+        probe: false,
+        echo_nonce_capable: false,
+        security: false,
+        nonce: 6,
+        records: vec![
+            record(
+                Address::Lcaf {
+                    lcaf_type: 12,
+                    flags: 0,
+                    rsvd2: 0,
+                    payload: vec![0; 8],
+                },
+                0,
+                vec![],
+            ),
+            record(
+                Address::DistinguishedName(b"site-a.example".to_vec()),
+                0,
+                vec![],
+            ),
+            record(
+                Address::InstanceId {
+                    iid: 9,
+                    mask_len: 0,
+                    address: Box::new(Address::Lcaf {
+                        lcaf_type: 12,
+                        flags: 0,
+                        rsvd2: 0,
+                        payload: vec![1; 4],
+                    }),
+                },
+                0,
+                vec![],
+            ),
+            record(
+                v4([10, 9, 0, 0]),
+                16,
+                vec![Locator::new(v4([192, 0, 2, 9]), 1, 1)],
+            ),
+        ],
     });
-    assert_eq!(bad.to_vec(), Err(Error::UnsupportedLcaf(10)));
+    let kept_bytes = round_trip(&kept);
+    // tshark's dissector and ours agree on the distinguished name layout: AFI 17, NUL-terminated.
+    assert!(kept_bytes.windows(15).any(|w| w == b"site-a.example\0"));
+    let opaque_iid = Address::Lcaf {
+        lcaf_type: 2,
+        flags: 0,
+        rsvd2: 0,
+        payload: vec![],
+    };
+    assert_eq!(
+        Message::MapReply(MapReply {
+            records: vec![record(opaque_iid, 0, vec![])],
+            ..match Message::parse(&bytes).unwrap() {
+                Message::MapReply(r) => r,
+                _ => unreachable!(),
+            }
+        })
+        .to_vec(),
+        Err(Error::UnsupportedLcaf(2))
+    );
     // A mask longer than the address.
     bytes[12 + 5] = 49;
     assert_eq!(
@@ -448,8 +495,8 @@ fn each_malformed_case_has_its_own_error() {
         Err(Error::LocatorCountOverrun)
     );
     let mut bad_afi = reply.clone();
-    bad_afi[12 + 10..12 + 12].copy_from_slice(&17u16.to_be_bytes());
-    assert_eq!(Message::parse(&bad_afi), Err(Error::BadAfi(17)));
+    bad_afi[12 + 10..12 + 12].copy_from_slice(&18u16.to_be_bytes());
+    assert_eq!(Message::parse(&bad_afi), Err(Error::BadAfi(18)));
     let req = MapRequest::new(1, Address::None, vec![v4([192, 0, 2, 1])], vec![]);
     let mut bytes = Message::MapRequest(req).to_vec().unwrap();
     bytes[2] |= 0x1f;
@@ -746,6 +793,7 @@ fn decap_rejects_what_is_not_lisp_data() {
 
 fn arb_simple_address() -> impl Strategy<Value = Address> {
     prop_oneof![
+        proptest::collection::vec(1u8..=255, 0..20).prop_map(Address::DistinguishedName),
         any::<[u8; 4]>().prop_map(|a| Address::Ipv4(Ipv4Addr::from(a))),
         any::<[u8; 16]>().prop_map(|a| Address::Ipv6(Ipv6Addr::from(a))),
         any::<[u8; 6]>().prop_map(Address::Mac),

@@ -14,6 +14,7 @@ pub enum Afi {
     None = 0,
     Ipv4 = 1,
     Ipv6 = 2,
+    DistinguishedName = 17,
     Lcaf = 16387,
     Mac = 16389,
 }
@@ -37,6 +38,8 @@ pub enum Address {
     Ipv6(Ipv6Addr),
     /// AFI 16389: a 48-bit MAC address (layer-2 EIDs).
     Mac([u8; 6]),
+    /// AFI 17: a distinguished name (NUL-terminated on the wire; kept without the NUL).
+    DistinguishedName(Vec<u8>),
     /// LCAF type 2: an address in an instance (virtual network). `mask_len` is the IID
     /// mask-length (0: the whole 32-bit IID is significant). The inner address is never
     /// itself an LCAF.
@@ -62,6 +65,7 @@ impl Address {
             Address::Ipv4(_) => Afi::Ipv4,
             Address::Ipv6(_) => Afi::Ipv6,
             Address::Mac(_) => Afi::Mac,
+            Address::DistinguishedName(_) => Afi::DistinguishedName,
             Address::InstanceId { .. } | Address::Lcaf { .. } => Afi::Lcaf,
         }
     }
@@ -70,6 +74,7 @@ impl Address {
     pub fn max_mask_len(&self) -> u8 {
         match self {
             Address::None | Address::Lcaf { .. } => 0,
+            Address::DistinguishedName(n) => u8::try_from(n.len() * 8).unwrap_or(u8::MAX),
             Address::Ipv4(_) => 32,
             Address::Ipv6(_) => 128,
             Address::Mac(_) => 48,
@@ -115,6 +120,7 @@ impl Address {
             Address::Ipv4(_) => 4,
             Address::Ipv6(_) => 16,
             Address::Mac(_) => 6,
+            Address::DistinguishedName(n) => n.len() + 1,
             Address::InstanceId { address, .. } => LCAF_HEADER_LEN + 4 + address.buffer_len(),
             Address::Lcaf { payload, .. } => LCAF_HEADER_LEN + payload.len(),
         }
@@ -132,13 +138,24 @@ impl Address {
             1 => Address::Ipv4(Ipv4Addr::from(r.array::<4>("IPv4 address")?)),
             2 => Address::Ipv6(Ipv6Addr::from(r.array::<16>("IPv6 address")?)),
             16389 => Address::Mac(r.array::<6>("MAC address")?),
+            17 => {
+                let rest = r.rest();
+                let end = rest
+                    .iter()
+                    .position(|&b| b == 0)
+                    .ok_or(Error::Truncated("distinguished name"))?;
+                let name = r.bytes(end + 1, "distinguished name")?;
+                Address::DistinguishedName(name[..end].to_vec())
+            }
             16387 => {
-                if inside_lcaf {
-                    return Err(Error::NestedLcaf);
-                }
                 let _rsvd1 = r.u8("LCAF header")?;
                 let flags = r.u8("LCAF header")?;
                 let lcaf_type = r.u8("LCAF header")?;
+                // An Instance-ID inside an LCAF is refused (depth stays one); any other LCAF
+                // type inside an Instance-ID is carried opaquely.
+                if inside_lcaf && lcaf_type == LcafType::InstanceId as u8 {
+                    return Err(Error::NestedLcaf);
+                }
                 let rsvd2 = r.u8("LCAF header")?;
                 let length = r.u16("LCAF length")?;
                 let body = r.bytes(usize::from(length), "LCAF body")?;
@@ -178,12 +195,19 @@ impl Address {
             Address::Ipv4(a) => w.bytes(&a.octets(), "IPv4 address"),
             Address::Ipv6(a) => w.bytes(&a.octets(), "IPv6 address"),
             Address::Mac(m) => w.bytes(m, "MAC address"),
+            Address::DistinguishedName(n) => {
+                if n.contains(&0) {
+                    return Err(Error::BadAfi(Afi::DistinguishedName as u16));
+                }
+                w.bytes(n, "distinguished name")?;
+                w.u8(0, "distinguished name")
+            }
             Address::InstanceId {
                 iid,
                 mask_len,
                 address,
             } => {
-                if matches!(**address, Address::InstanceId { .. } | Address::Lcaf { .. }) {
+                if matches!(**address, Address::InstanceId { .. }) {
                     return Err(Error::NestedLcaf);
                 }
                 let length =
@@ -221,9 +245,16 @@ impl Address {
     /// Checks that `mask_len` fits this address as an EID prefix.
     pub(crate) fn check_mask(&self, mask_len: u8) -> Result<()> {
         match self {
-            Address::Lcaf { lcaf_type, .. } => Err(Error::UnsupportedLcaf(*lcaf_type)),
-            Address::InstanceId { address, .. } if matches!(**address, Address::Lcaf { .. }) => {
-                Err(Error::NestedLcaf)
+            // Opaque LCAFs and names carry their own structure: the record is kept (so one such
+            // record does not cost the whole message) and whoever uses it decides.
+            Address::Lcaf { .. } | Address::DistinguishedName(_) => Ok(()),
+            Address::InstanceId { address, .. }
+                if matches!(
+                    **address,
+                    Address::Lcaf { .. } | Address::DistinguishedName(_)
+                ) =>
+            {
+                Ok(())
             }
             _ if mask_len > self.max_mask_len() => Err(Error::MaskLength {
                 mask_len,
@@ -254,6 +285,7 @@ impl fmt::Display for Address {
                 "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
                 m[0], m[1], m[2], m[3], m[4], m[5]
             ),
+            Address::DistinguishedName(n) => write!(f, "'{}'", String::from_utf8_lossy(n)),
             Address::InstanceId { iid, address, .. } => write!(f, "[{iid}]{address}"),
             Address::Lcaf { lcaf_type, .. } => write!(f, "(LCAF type {lcaf_type})"),
         }
@@ -291,6 +323,20 @@ mod tests {
         round_trip(&Address::None);
         round_trip(&Address::Ipv6("2001:db8::1".parse().unwrap()));
         round_trip(&Address::Mac([2, 0, 0, 0, 0, 1]));
+        assert_eq!(
+            round_trip(&Address::DistinguishedName(b"xtr-1".to_vec())),
+            b"\x00\x11xtr-1\x00"
+        );
+        round_trip(&Address::InstanceId {
+            iid: 5,
+            mask_len: 0,
+            address: Box::new(Address::Lcaf {
+                lcaf_type: 12,
+                flags: 0,
+                rsvd2: 0,
+                payload: vec![1, 2],
+            }),
+        });
         round_trip(&Address::Lcaf {
             lcaf_type: 11,
             flags: 0,
@@ -302,7 +348,11 @@ mod tests {
     #[test]
     fn malformed() {
         let parse = |b: &[u8]| Address::parse(&mut Reader::new(b));
-        assert_eq!(parse(&[0, 17, 1]), Err(Error::BadAfi(17)));
+        assert_eq!(parse(&[0, 18, 1]), Err(Error::BadAfi(18)));
+        assert_eq!(
+            parse(&[0, 17, b'a', b'b']),
+            Err(Error::Truncated("distinguished name"))
+        );
         assert_eq!(parse(&[0, 1, 10, 0]), Err(Error::Truncated("IPv4 address")));
         assert_eq!(
             parse(&[0x40, 0x03, 0, 0, 2, 0, 0, 10, 0, 0]),
