@@ -840,18 +840,7 @@ impl Snapshot<'_> {
         flow_hashes: &[u32],
         out: &mut [Resolution],
     ) {
-        let mut keys = [0u32; 64];
-        let mut slots = [0u32; 64];
-        let n = eids.len().min(flow_hashes.len()).min(out.len());
-        for start in (0..n).step_by(64) {
-            let end = (start + 64).min(n);
-            let m = end - start;
-            for (k, a) in keys.iter_mut().zip(&eids[start..end]) {
-                *k = u32::from(*a);
-            }
-            self.resolve_keys(iid, &keys[..m], &mut slots[..m], &self.shared.v4);
-            self.finish_burst(&slots[..m], &flow_hashes[start..end], &mut out[start..end]);
-        }
+        self.resolve_burst(iid, eids, flow_hashes, out, &self.shared.v4);
     }
 
     /// [`Snapshot::resolve_v4`] for IPv6 EIDs.
@@ -863,16 +852,29 @@ impl Snapshot<'_> {
         flow_hashes: &[u32],
         out: &mut [Resolution],
     ) {
-        let mut keys = [0u128; 64];
+        self.resolve_burst(iid, eids, flow_hashes, out, &self.shared.v6);
+    }
+
+    /// Both families: the burst in slices of 64 keys (stack arrays, no allocation).
+    #[inline(always)]
+    fn resolve_burst<A: Copy, K: super::lpm::Key + Default + Copy + From<A>>(
+        &self,
+        iid: u32,
+        eids: &[A],
+        flow_hashes: &[u32],
+        out: &mut [Resolution],
+        lpm: &LpmShared<K>,
+    ) {
+        let mut keys = [K::default(); 64];
         let mut slots = [0u32; 64];
         let n = eids.len().min(flow_hashes.len()).min(out.len());
         for start in (0..n).step_by(64) {
             let end = (start + 64).min(n);
             let m = end - start;
             for (k, a) in keys.iter_mut().zip(&eids[start..end]) {
-                *k = u128::from(*a);
+                *k = K::from(*a);
             }
-            self.resolve_keys(iid, &keys[..m], &mut slots[..m], &self.shared.v6);
+            self.resolve_keys(iid, &keys[..m], &mut slots[..m], lpm);
             self.finish_burst(&slots[..m], &flow_hashes[start..end], &mut out[start..end]);
         }
     }

@@ -37,43 +37,32 @@ pub(crate) trait Key: Copy + Eq + Hash + std::fmt::Debug {
     fn masked(self, depth: u32) -> Self;
 }
 
-impl Key for u32 {
-    const BITS: u32 = 32;
-    #[inline(always)]
-    fn bits(self, start: u32, len: u32) -> usize {
-        if len == 0 || start + len > 32 {
-            return 0;
+/// `Key` for an unsigned integer of `$bits` bits.
+macro_rules! impl_key {
+    ($t:ty, $bits:expr) => {
+        impl Key for $t {
+            const BITS: u32 = $bits;
+            #[inline(always)]
+            fn bits(self, start: u32, len: u32) -> usize {
+                if len == 0 || start + len > $bits {
+                    return 0;
+                }
+                ((self << start) >> ($bits - len)) as usize
+            }
+            #[inline(always)]
+            fn masked(self, depth: u32) -> Self {
+                match depth {
+                    0 => 0,
+                    d if d >= $bits => self,
+                    d => self & (<$t>::MAX << ($bits - d)),
+                }
+            }
         }
-        ((self << start) >> (32 - len)) as usize
-    }
-    #[inline(always)]
-    fn masked(self, depth: u32) -> Self {
-        match depth {
-            0 => 0,
-            d if d >= 32 => self,
-            d => self & (u32::MAX << (32 - d)),
-        }
-    }
+    };
 }
 
-impl Key for u128 {
-    const BITS: u32 = 128;
-    #[inline(always)]
-    fn bits(self, start: u32, len: u32) -> usize {
-        if len == 0 || start + len > 128 {
-            return 0;
-        }
-        ((self << start) >> (128 - len)) as usize
-    }
-    #[inline(always)]
-    fn masked(self, depth: u32) -> Self {
-        match depth {
-            0 => 0,
-            d if d >= 128 => self,
-            d => self & (u128::MAX << (128 - d)),
-        }
-    }
-}
+impl_key!(u32, 32);
+impl_key!(u128, 128);
 
 #[inline(always)]
 fn leaf(depth: u32, value: u32) -> u32 {
