@@ -187,15 +187,20 @@ fn rss_bytes() -> usize {
         .map_or(0, |pages| pages * 4096)
 }
 
-/// Best of `reps` runs of `f` over `n` lookups: lookups per second.
-fn rate(n: usize, reps: usize, mut f: impl FnMut() -> u64) -> f64 {
-    let mut best = f64::MAX;
+/// Interleaved measurement: `reps` rounds, each running every closure of `fs` once in turn,
+/// so a change of CPU speed or share during the run (this VM is shared) hits every variant
+/// alike instead of whichever ran in that phase. Best round of each over `n` lookups:
+/// lookups per second, in the order of `fs`.
+fn rates(n: usize, reps: usize, fs: &mut [&mut dyn FnMut() -> u64]) -> Vec<f64> {
+    let mut best = vec![f64::MAX; fs.len()];
     for _ in 0..reps {
-        let t = Instant::now();
-        black_box(f());
-        best = best.min(t.elapsed().as_secs_f64());
+        for (f, b) in fs.iter_mut().zip(best.iter_mut()) {
+            let t = Instant::now();
+            black_box(f());
+            *b = b.min(t.elapsed().as_secs_f64());
+        }
     }
-    n as f64 / best
+    best.into_iter().map(|b| n as f64 / b).collect()
 }
 
 struct Report {
@@ -288,7 +293,7 @@ fn main() {
             v4: vec![10_000, 100_000, 1_000_000],
             v6: 100_000,
             lookups: 1 << 22,
-            reps: 5,
+            reps: 7,
             phase: Duration::from_secs(1),
         }
     };
@@ -404,50 +409,51 @@ fn main() {
                     }
                 }
             }
-            let mut out = vec![None; BURST];
-            let mut res = vec![Resolution::Miss; BURST];
             let hashes: Vec<u32> = (0..BURST as u32)
                 .map(|i| i.wrapping_mul(0x9E37_79B9))
                 .collect();
-            let rte_single = rate(addrs.len(), sizes.reps, || {
+            let eids: Vec<Ipv4Addr> = addrs.iter().map(|a| Ipv4Addr::from(*a)).collect();
+            let mut rte_single = || -> u64 {
                 addrs
                     .iter()
                     .map(|a| u64::from(rte.lookup(*a).unwrap_or(0)))
                     .sum()
-            });
-            let rte_bulk = rate(addrs.len(), sizes.reps, || {
+            };
+            let mut rte_out = vec![None; BURST];
+            let mut rte_bulk = || -> u64 {
                 let mut s = 0u64;
                 for c in addrs.chunks(BURST) {
-                    rte.lookup_bulk(c, &mut out);
-                    s += out.iter().flatten().map(|x| u64::from(*x)).sum::<u64>();
+                    rte.lookup_bulk(c, &mut rte_out);
+                    s += rte_out.iter().flatten().map(|x| u64::from(*x)).sum::<u64>();
                 }
                 s
-            });
-            let ours_single = rate(addrs.len(), sizes.reps, || {
-                let s = r24.snapshot();
+            };
+            let mut rs = w24.reader().expect("reader");
+            let mut ours_single = || -> u64 {
+                let s = rs.snapshot();
                 addrs
                     .iter()
                     .map(|a| u64::from(s.entry_id_v4(IID, *a).unwrap_or(0)))
                     .sum()
-            });
-            let mut batch = |r: &mut pxtr::mapcache::MapCacheReader| {
-                rate(addrs.len(), sizes.reps, || {
-                    let mut sum = 0u64;
-                    for c in addrs.chunks(BURST) {
-                        let s = r.snapshot();
-                        s.entry_ids_v4(IID, c, &mut out);
-                        sum += out.iter().flatten().map(|x| u64::from(*x)).sum::<u64>();
-                    }
-                    sum
-                })
             };
-            let ours24 = batch(&mut r24);
-            let ours16 = batch(&mut r16);
-            let eids: Vec<Ipv4Addr> = addrs.iter().map(|a| Ipv4Addr::from(*a)).collect();
-            let resolve = rate(addrs.len(), sizes.reps, || {
+            let batch = |r: &mut pxtr::mapcache::MapCacheReader, out: &mut [Option<u32>]| {
+                let mut sum = 0u64;
+                for c in addrs.chunks(BURST) {
+                    let s = r.snapshot();
+                    s.entry_ids_v4(IID, c, out);
+                    sum += out.iter().flatten().map(|x| u64::from(*x)).sum::<u64>();
+                }
+                sum
+            };
+            let (mut out24, mut out16) = (vec![None; BURST], vec![None; BURST]);
+            let mut ours24 = || batch(&mut r24, &mut out24);
+            let mut ours16 = || batch(&mut r16, &mut out16);
+            let mut rr = w24.reader().expect("reader");
+            let mut res = vec![Resolution::Miss; BURST];
+            let mut resolve = || -> u64 {
                 let mut hits = 0u64;
                 for c in eids.chunks(BURST) {
-                    let s = r24.snapshot();
+                    let s = rr.snapshot();
                     s.resolve_v4(IID, c, &hashes, &mut res);
                     hits += res
                         .iter()
@@ -455,7 +461,21 @@ fn main() {
                         .count() as u64;
                 }
                 hits
-            });
+            };
+            let r = rates(
+                addrs.len(),
+                sizes.reps,
+                &mut [
+                    &mut rte_single,
+                    &mut rte_bulk,
+                    &mut ours_single,
+                    &mut ours24,
+                    &mut ours16,
+                    &mut resolve,
+                ],
+            );
+            let (rte_single, rte_bulk, ours_single, ours24, ours16, resolve) =
+                (r[0], r[1], r[2], r[3], r[4], r[5]);
             rep.line(&format!(
                 "| {n} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | **{:.2}** | {:.2} |",
                 if skewed { "skewed" } else { "uniform" },
@@ -527,50 +547,51 @@ fn main() {
                     }
                 }
             }
-            let mut out = vec![None; BURST];
-            let mut res = vec![Resolution::Miss; BURST];
             let hashes: Vec<u32> = (0..BURST as u32)
                 .map(|i| i.wrapping_mul(0x9E37_79B9))
                 .collect();
-            let rte_single = rate(addrs.len(), sizes.reps, || {
+            let eids: Vec<Ipv6Addr> = addrs.iter().map(|a| Ipv6Addr::from(*a)).collect();
+            let mut rte_single = || -> u64 {
                 bytes
                     .iter()
                     .map(|a| u64::from(rte.lookup(a).unwrap_or(0)))
                     .sum()
-            });
-            let rte_bulk = rate(addrs.len(), sizes.reps, || {
+            };
+            let mut rte_out = vec![None; BURST];
+            let mut rte_bulk = || -> u64 {
                 let mut s = 0u64;
                 for c in bytes.chunks(BURST) {
-                    rte.lookup_bulk(c, &mut out);
-                    s += out.iter().flatten().map(|x| u64::from(*x)).sum::<u64>();
+                    rte.lookup_bulk(c, &mut rte_out);
+                    s += rte_out.iter().flatten().map(|x| u64::from(*x)).sum::<u64>();
                 }
                 s
-            });
-            let ours_single = rate(addrs.len(), sizes.reps, || {
-                let s = r16.snapshot();
+            };
+            let mut rs = w16.reader().expect("reader");
+            let mut ours_single = || -> u64 {
+                let s = rs.snapshot();
                 addrs
                     .iter()
                     .map(|a| u64::from(s.entry_id_v6(IID, *a).unwrap_or(0)))
                     .sum()
-            });
-            let mut batch = |r: &mut pxtr::mapcache::MapCacheReader| {
-                rate(addrs.len(), sizes.reps, || {
-                    let mut sum = 0u64;
-                    for c in addrs.chunks(BURST) {
-                        let s = r.snapshot();
-                        s.entry_ids_v6(IID, c, &mut out);
-                        sum += out.iter().flatten().map(|x| u64::from(*x)).sum::<u64>();
-                    }
-                    sum
-                })
             };
-            let ours16 = batch(&mut r16);
-            let ours24 = batch(&mut r24);
-            let eids: Vec<Ipv6Addr> = addrs.iter().map(|a| Ipv6Addr::from(*a)).collect();
-            let resolve = rate(addrs.len(), sizes.reps, || {
+            let batch = |r: &mut pxtr::mapcache::MapCacheReader, out: &mut [Option<u32>]| {
+                let mut sum = 0u64;
+                for c in addrs.chunks(BURST) {
+                    let s = r.snapshot();
+                    s.entry_ids_v6(IID, c, out);
+                    sum += out.iter().flatten().map(|x| u64::from(*x)).sum::<u64>();
+                }
+                sum
+            };
+            let (mut out16, mut out24) = (vec![None; BURST], vec![None; BURST]);
+            let mut ours16 = || batch(&mut r16, &mut out16);
+            let mut ours24 = || batch(&mut r24, &mut out24);
+            let mut rr = w16.reader().expect("reader");
+            let mut res = vec![Resolution::Miss; BURST];
+            let mut resolve = || -> u64 {
                 let mut hits = 0u64;
                 for c in eids.chunks(BURST) {
-                    let s = r16.snapshot();
+                    let s = rr.snapshot();
                     s.resolve_v6(IID, c, &hashes, &mut res);
                     hits += res
                         .iter()
@@ -578,7 +599,21 @@ fn main() {
                         .count() as u64;
                 }
                 hits
-            });
+            };
+            let r = rates(
+                addrs.len(),
+                sizes.reps,
+                &mut [
+                    &mut rte_single,
+                    &mut rte_bulk,
+                    &mut ours_single,
+                    &mut ours16,
+                    &mut ours24,
+                    &mut resolve,
+                ],
+            );
+            let (rte_single, rte_bulk, ours_single, ours16, ours24, resolve) =
+                (r[0], r[1], r[2], r[3], r[4], r[5]);
             rep.line(&format!(
                 "| {n} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | **{:.2}** | {:.2} |",
                 if skewed { "skewed" } else { "uniform" },

@@ -48,24 +48,43 @@ impl<T: ZeroableAtomic> AtomicTable<T> {
     pub fn zeroed(min_len: usize, hugepages: bool) -> Option<Self> {
         let len = min_len.max(1).checked_next_power_of_two()?;
         let bytes = len.checked_mul(std::mem::size_of::<T>())?;
+        let want_huge = hugepages && bytes >= HUGE_MIN;
+        // A hugepage-backed table starts on a 2 MiB boundary, so every 2 MiB of it can be one
+        // hugepage (mmap only aligns to 4 KiB): map 2 MiB more, then unmap the slack.
+        let slack = if want_huge { HUGE_MIN } else { 0 };
+        let map_bytes = bytes.checked_add(slack)?;
         // SAFETY: an anonymous private mapping with no address hint: it aliases nothing; the
         // result is checked against MAP_FAILED before use.
-        let p = unsafe {
+        let raw = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                bytes,
+                map_bytes,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                 -1,
                 0,
             )
         };
-        if p == libc::MAP_FAILED {
+        if raw == libc::MAP_FAILED {
             return None;
+        }
+        let head = (HUGE_MIN - (raw as usize) % HUGE_MIN) % HUGE_MIN;
+        let head = if want_huge { head } else { 0 };
+        let tail = slack - head;
+        let p = raw.cast::<u8>().wrapping_add(head).cast::<libc::c_void>();
+        // SAFETY: both ranges lie inside the mapping just made, are page-aligned (the mapping
+        // and HUGE_MIN are multiples of the page size) and nothing refers to them yet.
+        unsafe {
+            if head > 0 {
+                libc::munmap(raw, head);
+            }
+            if tail > 0 {
+                libc::munmap(p.cast::<u8>().wrapping_add(bytes).cast(), tail);
+            }
         }
         let ptr = std::ptr::NonNull::new(p.cast::<T>())?;
         let mut huge = false;
-        if hugepages && bytes >= HUGE_MIN {
+        if want_huge {
             // SAFETY: advice on the mapping made above, exactly its range; it changes no
             // contents (anonymous memory stays zero-filled), only the page size backing it.
             huge = unsafe { libc::madvise(p, bytes, libc::MADV_HUGEPAGE) } == 0;
@@ -85,6 +104,26 @@ impl<T: ZeroableAtomic> AtomicTable<T> {
         // SAFETY: `i & mask < len` because `len` is a power of two and `mask = len - 1`; the
         // mapping holds `len` initialised (zero-filled) `T`s and lives as long as `self`.
         unsafe { &*self.ptr.as_ptr().add(i & self.mask) }
+    }
+
+    /// Hints the CPU to start loading slot `i modulo len` into the cache (a lookup about to
+    /// read it). Never faults and changes nothing visible; a no-op where the architecture
+    /// has no stable prefetch instruction.
+    #[inline(always)]
+    pub fn prefetch(&self, i: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let p = self.ptr.as_ptr().wrapping_add(i & self.mask);
+            // SAFETY: PREFETCHT0 is a hint: it never faults, even on an unmapped address, and
+            // has no architectural effect; the address is in the mapping anyway (`i & mask`).
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    p.cast::<i8>(),
+                )
+            };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
     }
 
     /// Bytes reserved (virtual; committed lazily).

@@ -33,6 +33,8 @@ pub(crate) trait Key: Copy + Eq + Hash + std::fmt::Debug {
     const BITS: u32;
     /// `len` bits starting at bit `start` (0 = most significant); 0 when out of range.
     fn bits(self, start: u32, len: u32) -> usize;
+    /// The first `BITS - shift` bits (`shift` < `BITS`): `self >> shift`.
+    fn top(self, shift: u32) -> usize;
     /// The first `depth` bits, the rest zeroed.
     fn masked(self, depth: u32) -> Self;
 }
@@ -48,6 +50,10 @@ macro_rules! impl_key {
                     return 0;
                 }
                 ((self << start) >> ($bits - len)) as usize
+            }
+            #[inline(always)]
+            fn top(self, shift: u32) -> usize {
+                (self >> (shift % $bits)) as usize
             }
             #[inline(always)]
             fn masked(self, depth: u32) -> Self {
@@ -152,17 +158,18 @@ impl<K: Key> LpmShared<K> {
         }
     }
 
-    /// Root-first: the loop issues every root load of the burst back to back and leaves the
-    /// rare walk below the root out of line, so it stays a few instructions long and the
-    /// out-of-order core keeps many root misses in flight (as `rte_lpm`'s bulk lookup).
+    /// Root-first: one pass prefetches every root slot of the burst, so all the burst's root
+    /// misses are in flight at once (more than the out-of-order window would keep), then the
+    /// loop loads them and leaves the rare walk below the root out of line.
     #[inline(always)]
     fn lookup_root_first(&self, root: usize, keys: &[K], out: &mut [u32]) {
         let base = root << self.root_bits;
+        let shift = K::BITS - self.root_bits;
+        for k in keys {
+            self.roots.prefetch(base | k.top(shift));
+        }
         for (k, o) in keys.iter().zip(out.iter_mut()) {
-            let e = self
-                .roots
-                .at(base | k.bits(0, self.root_bits))
-                .load(Ordering::Acquire);
+            let e = self.roots.at(base | k.top(shift)).load(Ordering::Acquire);
             *o = if is_group(e) {
                 self.below_root(e, *k)
             } else {
@@ -177,12 +184,13 @@ impl<K: Key> LpmShared<K> {
     #[inline]
     fn lookup_levels(&self, root: usize, keys: &[K], out: &mut [u32]) {
         let base = root << self.root_bits;
+        let shift = K::BITS - self.root_bits;
+        for k in keys {
+            self.roots.prefetch(base | k.top(shift));
+        }
         let mut deeper = false;
         for (k, o) in keys.iter().zip(out.iter_mut()) {
-            let e = self
-                .roots
-                .at(base | k.bits(0, self.root_bits))
-                .load(Ordering::Acquire);
+            let e = self.roots.at(base | k.top(shift)).load(Ordering::Acquire);
             deeper |= is_group(e);
             *o = e;
         }
