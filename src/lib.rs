@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod config;
+pub mod dataplane;
 pub mod dpdk;
 pub mod mapcache;
 pub mod wire;

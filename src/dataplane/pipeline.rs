@@ -1,0 +1,834 @@
+//! The per-worker burst pipeline: classify, batched map-cache lookups, encapsulate or
+//! decapsulate, next-hop MAC from the neighbour table, and per-port output arrays the worker
+//! hands to its TX queues. No allocation, lock or system call per packet: every array is sized
+//! once, the tables are read through per-burst snapshots.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use arrayvec::ArrayVec;
+use ipnet::IpNet;
+
+use crate::config::{MissPolicy, PortRole};
+use crate::dpdk::MAX_BURST;
+use crate::mapcache::{MapCacheReader, NeighborReader, NeighborSnapshot, Resolution, Snapshot};
+use crate::wire::data::DataRepr;
+use crate::wire::encap::{self, EncapParams, Outer};
+use crate::wire::Error as WireError;
+
+use super::buf::PacketBuf;
+use super::classify::{
+    classify, Class, IpInfo, LocalAddresses, PortView, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_LEN,
+};
+use super::counters::{Counts, Reason};
+
+/// Most frames one port's output array holds per call (a full burst plus released held
+/// packets).
+pub const MAX_OUT: usize = 2 * MAX_BURST;
+
+/// One port as the pipeline sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortPlan {
+    pub name: String,
+    pub role: PortRole,
+    /// DPDK port id (what the neighbour table stores).
+    pub dpdk_port: u16,
+    pub mac: [u8; 6],
+    /// Our addresses on this port, with their subnets (on-link destinations).
+    pub addresses: Vec<IpNet>,
+    /// IP MTU.
+    pub mtu: u16,
+    /// Next hop for destinations off this port's subnets.
+    pub gateway: Option<IpAddr>,
+    /// Instance-ID of the EIDs behind this port (EID ports).
+    pub iid: u32,
+}
+
+/// Which LISP functions the appliance performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Functions {
+    /// Encapsulate traffic from EID ports.
+    pub itr: bool,
+    /// Decapsulate LISP data to our RLOCs and deliver it to EID ports.
+    pub etr: bool,
+    /// Encapsulate traffic arriving on RLOC ports toward EIDs (from non-LISP sites).
+    pub pitr: bool,
+    /// Decapsulate and forward natively toward non-LISP destinations.
+    pub petr: bool,
+}
+
+/// Everything the workers share and never change (a new plan means new workers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub ports: Vec<PortPlan>,
+    pub rlocs: Vec<IpAddr>,
+    /// Proxy-ETRs for destinations with a native-forward entry (use-petr); first per family.
+    pub petrs: Vec<IpAddr>,
+    pub functions: Functions,
+    pub miss_policy: MissPolicy,
+    /// Packets a worker holds while their destinations are resolved (miss policy queue).
+    pub hold_capacity: usize,
+    /// How long a packet is held before it is dropped.
+    pub hold_timeout_ms: u64,
+    /// Shortest interval between two reports of the same missing destination (RFC 9301
+    /// section 5.3: one Map-Request per second per destination).
+    pub miss_interval_ms: u64,
+    /// Most miss reports (and neighbour requests) per second per worker.
+    pub miss_reports_per_sec: u32,
+}
+
+impl Plan {
+    fn index_of_dpdk_port(&self, dpdk_port: u16) -> Option<usize> {
+        self.ports.iter().position(|p| p.dpdk_port == dpdk_port)
+    }
+
+    fn source_rloc(&self, v6: bool) -> Option<IpAddr> {
+        self.rlocs.iter().copied().find(|r| r.is_ipv6() == v6)
+    }
+
+    fn petr(&self, v6: bool) -> Option<IpAddr> {
+        self.petrs.iter().copied().find(|r| r.is_ipv6() == v6)
+    }
+
+    fn on_link(&self, port: usize, ip: IpAddr) -> bool {
+        self.ports[port].addresses.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The RLOC port toward `ip`: the one it is on-link with, else the first with a gateway
+    /// of the family, and the next hop to resolve.
+    fn rloc_route(&self, ip: IpAddr) -> Option<(usize, IpAddr)> {
+        let rloc_ports = || {
+            self.ports
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.role == PortRole::Rloc)
+        };
+        if let Some((i, _)) = rloc_ports().find(|(i, _)| self.on_link(*i, ip)) {
+            return Some((i, ip));
+        }
+        rloc_ports().find_map(|(i, p)| {
+            p.gateway
+                .filter(|g| g.is_ipv6() == ip.is_ipv6())
+                .map(|g| (i, g))
+        })
+    }
+}
+
+impl LocalAddresses for Plan {
+    #[inline]
+    fn is_local(&self, ip: IpAddr) -> bool {
+        self.rlocs.contains(&ip)
+            || self
+                .ports
+                .iter()
+                .any(|p| p.addresses.iter().any(|n| n.addr() == ip))
+    }
+    #[inline]
+    fn is_rloc(&self, ip: IpAddr) -> bool {
+        self.rlocs.contains(&ip)
+    }
+}
+
+/// What a worker tells the control core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// No mapping for this EID: send a Map-Request.
+    Miss { iid: u32, eid: IpAddr },
+    /// No MAC for this next hop on this port (index in the plan): ARP / ND for it.
+    NeighborMiss { port: usize, ip: IpAddr },
+}
+
+/// What one call of [`Pipeline::process`] produced. The caller empties it after each call.
+pub struct Outputs<B> {
+    /// Frames to send, per port (plan order).
+    pub tx: Vec<ArrayVec<B, MAX_OUT>>,
+    /// Frames for the control core, with why.
+    pub punts: ArrayVec<(Reason, B), MAX_BURST>,
+    pub events: ArrayVec<Event, MAX_OUT>,
+}
+
+impl<B> Outputs<B> {
+    pub fn new(ports: usize) -> Self {
+        Outputs {
+            tx: (0..ports).map(|_| ArrayVec::new()).collect(),
+            punts: ArrayVec::new(),
+            events: ArrayVec::new(),
+        }
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.punts.is_empty() && self.events.is_empty() && self.tx.iter().all(|t| t.is_empty())
+    }
+}
+
+struct Held<B> {
+    pkt: B,
+    info: IpInfo,
+    in_port: usize,
+    deadline_ms: u64,
+}
+
+/// Rate limit of the reports to the control core: per destination (a direct-mapped table of
+/// recent keys; a collision only lets an extra report through, which the global cap bounds)
+/// and per worker in one-second windows.
+struct Limiter {
+    slots: Box<[(u64, u64)]>,
+    interval_ms: u64,
+    per_sec: u32,
+    window_start: u64,
+    in_window: u32,
+}
+
+const LIMITER_SLOTS: usize = 4096;
+
+impl Limiter {
+    fn new(interval_ms: u64, per_sec: u32) -> Self {
+        Limiter {
+            slots: vec![(u64::MAX, 0); LIMITER_SLOTS].into_boxed_slice(),
+            interval_ms,
+            per_sec,
+            window_start: 0,
+            in_window: 0,
+        }
+    }
+
+    fn key(kind: u64, scope: u32, ip: IpAddr) -> u64 {
+        let a = match ip {
+            IpAddr::V4(a) => u64::from(u32::from(a)),
+            IpAddr::V6(a) => {
+                let v = u128::from(a);
+                (v as u64) ^ ((v >> 64) as u64).rotate_left(17) ^ 1 << 63
+            }
+        };
+        (a ^ u64::from(scope) << 33 ^ kind << 62).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// Whether a report for `key` may go now (and records it).
+    fn allow(&mut self, key: u64, now_ms: u64) -> bool {
+        let slot = &mut self.slots[(key >> 52) as usize % LIMITER_SLOTS];
+        if slot.0 == key && now_ms.saturating_sub(slot.1) < self.interval_ms {
+            return false;
+        }
+        if now_ms.saturating_sub(self.window_start) >= 1000 {
+            self.window_start = now_ms;
+            self.in_window = 0;
+        }
+        if self.in_window >= self.per_sec {
+            return false;
+        }
+        self.in_window += 1;
+        *slot = (key, now_ms);
+        true
+    }
+}
+
+/// One worker's pipeline.
+pub struct Pipeline<B> {
+    plan: Arc<Plan>,
+    views: Vec<PortView>,
+    cache: MapCacheReader,
+    neighbors: NeighborReader,
+    st: State<B>,
+}
+
+/// The pipeline's mutable state apart from the table readers (borrowed beside their
+/// snapshots).
+struct State<B> {
+    plan: Arc<Plan>,
+    ipv4_id: u16,
+    limiter: Limiter,
+    hold: Vec<Held<B>>,
+    next_hold_check: u64,
+    counts: Counts,
+}
+
+/// The next-hop MAC of the first off-link destination of a burst, reused for the rest.
+struct GatewayCache {
+    ip: Option<IpAddr>,
+    mac: Option<[u8; 6]>,
+}
+
+impl<B: PacketBuf> Pipeline<B> {
+    pub fn new(plan: Arc<Plan>, cache: MapCacheReader, neighbors: NeighborReader) -> Self {
+        let views = plan
+            .ports
+            .iter()
+            .map(|p| PortView {
+                mac: p.mac,
+                forward: match p.role {
+                    PortRole::Eid => plan.functions.itr,
+                    PortRole::Rloc => plan.functions.pitr,
+                },
+            })
+            .collect();
+        Pipeline {
+            st: State {
+                limiter: Limiter::new(plan.miss_interval_ms, plan.miss_reports_per_sec),
+                hold: Vec::with_capacity(plan.hold_capacity),
+                ipv4_id: 0,
+                next_hold_check: 0,
+                counts: Counts::default(),
+                plan: Arc::clone(&plan),
+            },
+            views,
+            cache,
+            neighbors,
+            plan,
+        }
+    }
+
+    /// The counts since the last call (and starts a new span).
+    pub fn take_counts(&mut self) -> Counts {
+        std::mem::take(&mut self.st.counts)
+    }
+
+    /// The counts since the last [`Pipeline::take_counts`].
+    pub fn counts(&self) -> &Counts {
+        &self.st.counts
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Packets held now.
+    pub fn held(&self) -> usize {
+        self.st.hold.len()
+    }
+
+    /// The worker is going idle: stop holding up the map-cache writer's reclamation.
+    pub fn offline(&mut self) {
+        self.cache.offline();
+        self.neighbors.offline();
+    }
+
+    /// Processes a burst received on port `in_port` (plan index); `pkts` is emptied. Outputs
+    /// are appended to `out`, which must have room for a burst (the caller empties it after
+    /// every call).
+    pub fn process(
+        &mut self,
+        in_port: usize,
+        pkts: &mut ArrayVec<B, MAX_BURST>,
+        now_ms: u64,
+        out: &mut Outputs<B>,
+    ) {
+        let plan = Arc::clone(&self.plan);
+        let Some(view) = self.views.get(in_port).copied() else {
+            self.st.counts.add(Reason::DropNotForUs, pkts.len() as u64);
+            pkts.clear();
+            return;
+        };
+        let iid = plan.ports[in_port].iid;
+        let mut fwd: ArrayVec<(B, IpInfo), MAX_BURST> = ArrayVec::new();
+        let mut gw = GatewayCache {
+            ip: None,
+            mac: None,
+        };
+        let neighbors = self.neighbors.snapshot();
+        for pkt in pkts.drain(..) {
+            self.st.counts.inc(Reason::Rx);
+            self.st.counts.add(Reason::RxBytes, pkt.data().len() as u64);
+            if pkt.is_chained() {
+                self.st.counts.inc(Reason::DropChained);
+                continue;
+            }
+            match classify(pkt.data(), &view, &*plan) {
+                Class::Forward(info) => {
+                    if info.ttl <= 1 {
+                        self.st.counts.inc(Reason::PuntTtlExpired);
+                        punt(out, Reason::PuntTtlExpired, pkt, &mut self.st.counts);
+                    } else {
+                        fwd.push((pkt, info));
+                    }
+                }
+                Class::Decap => decap(
+                    &plan,
+                    pkt,
+                    &neighbors,
+                    &mut gw,
+                    &mut self.st.limiter,
+                    now_ms,
+                    out,
+                    &mut self.st.counts,
+                ),
+                Class::Punt(r) => {
+                    self.st.counts.inc(r);
+                    punt(out, r, pkt, &mut self.st.counts);
+                }
+                Class::Drop(r) => self.st.counts.inc(r),
+            }
+        }
+        let cache = self.cache.snapshot();
+        if !fwd.is_empty() {
+            let mut res = [Resolution::Miss; MAX_BURST];
+            resolve(&cache, iid, &fwd, &mut res);
+            for ((pkt, info), r) in fwd.drain(..).zip(res) {
+                let mut ctx = Ctx {
+                    plan: &plan,
+                    neighbors: &neighbors,
+                    gw: &mut gw,
+                    limiter: &mut self.st.limiter,
+                    ipv4_id: &mut self.st.ipv4_id,
+                    counts: &mut self.st.counts,
+                    now_ms,
+                };
+                match ctx.act(pkt, info, iid, r, out) {
+                    Ok(()) => {}
+                    Err(pkt) => self.st.miss(pkt, info, iid, in_port, now_ms, out),
+                }
+            }
+        }
+        if !self.st.hold.is_empty() && now_ms >= self.st.next_hold_check {
+            self.st.next_hold_check = now_ms + 1;
+            self.st
+                .recheck_held(&cache, &neighbors, &mut gw, now_ms, out);
+        }
+    }
+}
+
+impl<B: PacketBuf> State<B> {
+    /// A packet toward an unresolved destination: report it (rate-limited), then hold or
+    /// drop it.
+    fn miss(
+        &mut self,
+        pkt: B,
+        info: IpInfo,
+        iid: u32,
+        in_port: usize,
+        now_ms: u64,
+        out: &mut Outputs<B>,
+    ) {
+        if self.limiter.allow(Limiter::key(0, iid, info.dst), now_ms) {
+            if out
+                .events
+                .try_push(Event::Miss { iid, eid: info.dst })
+                .is_ok()
+            {
+                self.counts.inc(Reason::MissReported);
+            }
+        } else {
+            self.counts.inc(Reason::MissRateLimited);
+        }
+        if self.plan.miss_policy == MissPolicy::Queue && self.hold.len() < self.hold.capacity() {
+            self.counts.inc(Reason::Held);
+            self.hold.push(Held {
+                pkt,
+                info,
+                in_port,
+                deadline_ms: now_ms + self.plan.hold_timeout_ms,
+            });
+        } else {
+            self.counts.inc(Reason::DropMiss);
+        }
+    }
+
+    fn recheck_held(
+        &mut self,
+        cache: &Snapshot<'_>,
+        neighbors: &NeighborSnapshot<'_>,
+        gw: &mut GatewayCache,
+        now_ms: u64,
+        out: &mut Outputs<B>,
+    ) {
+        let plan = Arc::clone(&self.plan);
+        let mut i = 0;
+        let mut released = 0;
+        while i < self.hold.len() {
+            let h = &self.hold[i];
+            let iid = plan.ports[h.in_port].iid;
+            let r = cache.resolve(iid, h.info.dst, h.info.flow_hash);
+            let waiting = matches!(r, Resolution::Miss | Resolution::SendMapRequest);
+            if waiting && now_ms < h.deadline_ms {
+                i += 1;
+                continue;
+            }
+            if !waiting && released >= MAX_BURST {
+                // Room in the output arrays is for one burst of releases per call.
+                break;
+            }
+            let h = self.hold.swap_remove(i);
+            if waiting {
+                self.counts.inc(Reason::DropHoldExpired);
+                continue;
+            }
+            released += 1;
+            self.counts.inc(Reason::HeldReleased);
+            let mut ctx = Ctx {
+                plan: &plan,
+                neighbors,
+                gw,
+                limiter: &mut self.limiter,
+                ipv4_id: &mut self.ipv4_id,
+                counts: &mut self.counts,
+                now_ms,
+            };
+            // Not a miss any more: act cannot hand the packet back.
+            if ctx.act(h.pkt, h.info, iid, r, out).is_err() {
+                self.counts.inc(Reason::DropMiss);
+            }
+        }
+    }
+}
+
+fn punt<B>(out: &mut Outputs<B>, r: Reason, pkt: B, counts: &mut Counts) {
+    if out.punts.try_push((r, pkt)).is_err() {
+        counts.inc(Reason::DropPuntRingFull);
+    }
+}
+
+/// Batched lookups of a burst's destinations, IPv4 and IPv6 apart.
+fn resolve<B>(
+    cache: &Snapshot<'_>,
+    iid: u32,
+    fwd: &[(B, IpInfo)],
+    res: &mut [Resolution; MAX_BURST],
+) {
+    let mut v4: ArrayVec<Ipv4Addr, MAX_BURST> = ArrayVec::new();
+    let mut h4: ArrayVec<u32, MAX_BURST> = ArrayVec::new();
+    let mut v6: ArrayVec<Ipv6Addr, MAX_BURST> = ArrayVec::new();
+    let mut h6: ArrayVec<u32, MAX_BURST> = ArrayVec::new();
+    for (_, info) in fwd {
+        match info.dst {
+            IpAddr::V4(a) => {
+                v4.push(a);
+                h4.push(info.flow_hash);
+            }
+            IpAddr::V6(a) => {
+                v6.push(a);
+                h6.push(info.flow_hash);
+            }
+        }
+    }
+    let mut r4 = [Resolution::Miss; MAX_BURST];
+    let mut r6 = [Resolution::Miss; MAX_BURST];
+    if !v4.is_empty() {
+        cache.resolve_v4(iid, &v4, &h4, &mut r4[..v4.len()]);
+    }
+    if !v6.is_empty() {
+        cache.resolve_v6(iid, &v6, &h6, &mut r6[..v6.len()]);
+    }
+    let (mut i4, mut i6) = (0, 0);
+    for ((_, info), r) in fwd.iter().zip(res.iter_mut()) {
+        if info.dst.is_ipv4() {
+            *r = r4[i4];
+            i4 += 1;
+        } else {
+            *r = r6[i6];
+            i6 += 1;
+        }
+    }
+}
+
+struct Ctx<'a, 'b> {
+    plan: &'a Plan,
+    neighbors: &'a NeighborSnapshot<'b>,
+    gw: &'a mut GatewayCache,
+    limiter: &'a mut Limiter,
+    ipv4_id: &'a mut u16,
+    counts: &'a mut Counts,
+    now_ms: u64,
+}
+
+impl Ctx<'_, '_> {
+    /// Acts on a lookup result. `Err(pkt)` hands a miss back to the caller.
+    fn act<B: PacketBuf>(
+        &mut self,
+        pkt: B,
+        info: IpInfo,
+        iid: u32,
+        r: Resolution,
+        out: &mut Outputs<B>,
+    ) -> Result<(), B> {
+        match r {
+            Resolution::Encapsulate(rloc) => self.encap(pkt, info, iid, rloc, out),
+            Resolution::NativelyForward => match self.plan.petr(info.dst.is_ipv6()) {
+                Some(petr) => self.encap(pkt, info, iid, petr, out),
+                None => self.native(pkt, info, out),
+            },
+            Resolution::Drop => self.counts.inc(Reason::DropNegative),
+            Resolution::NoUsableRloc => self.counts.inc(Reason::DropNoUsableRloc),
+            Resolution::SendMapRequest | Resolution::Miss => return Err(pkt),
+        }
+        Ok(())
+    }
+
+    /// The MAC of next hop `ip` on port `port`; on a miss, asks the control core (rate-limited)
+    /// and counts the drop.
+    fn next_hop_mac(
+        &mut self,
+        port: usize,
+        ip: IpAddr,
+        out_events: &mut ArrayVec<Event, MAX_OUT>,
+    ) -> Option<[u8; 6]> {
+        if self.gw.ip == Some(ip) {
+            if let Some(m) = self.gw.mac {
+                return Some(m);
+            }
+        }
+        match self.neighbors.lookup(ip) {
+            Some(n) => {
+                self.gw.ip = Some(ip);
+                self.gw.mac = Some(n.mac);
+                Some(n.mac)
+            }
+            None => {
+                self.counts.inc(Reason::DropNoNeighbor);
+                if self
+                    .limiter
+                    .allow(Limiter::key(1, port as u32, ip), self.now_ms)
+                {
+                    let _ = out_events.try_push(Event::NeighborMiss { port, ip });
+                }
+                None
+            }
+        }
+    }
+
+    /// Too big for `mtu`: DF-set IPv4 and IPv6 go up for an ICMP error, the rest is dropped.
+    fn too_big<B>(&mut self, pkt: B, info: &IpInfo, out: &mut Outputs<B>) {
+        if info.dont_fragment {
+            self.counts.inc(Reason::PuntTooBig);
+            punt(out, Reason::PuntTooBig, pkt, self.counts);
+        } else {
+            self.counts.inc(Reason::DropTooBig);
+        }
+    }
+
+    fn encap<B: PacketBuf>(
+        &mut self,
+        mut pkt: B,
+        info: IpInfo,
+        iid: u32,
+        rloc: IpAddr,
+        out: &mut Outputs<B>,
+    ) {
+        let Some(src) = self.plan.source_rloc(rloc.is_ipv6()) else {
+            self.counts.inc(Reason::DropNoSourceRloc);
+            return;
+        };
+        let Some(outer) = Outer::new(src, rloc) else {
+            self.counts.inc(Reason::DropNoSourceRloc);
+            return;
+        };
+        let Some((port, nh)) = self.plan.rloc_route(rloc) else {
+            self.counts.inc(Reason::DropNoRoute);
+            return;
+        };
+        let hl = outer.header_len();
+        if info.ip_len + hl > usize::from(self.plan.ports[port].mtu) {
+            self.too_big(pkt, &info, out);
+            return;
+        }
+        let Some(mac) = self.next_hop_mac(port, nh, &mut out.events) else {
+            return;
+        };
+        let flow_hash = pkt.rss_hash().unwrap_or(info.flow_hash);
+        *self.ipv4_id = self.ipv4_id.wrapping_add(1);
+        let params = EncapParams {
+            outer,
+            flow_hash,
+            header: DataRepr {
+                iid: Some(iid),
+                ..DataRepr::default()
+            },
+            ipv4_id: *self.ipv4_id,
+            ipv6_zero_checksum: false,
+        };
+        // Drop the Ethernet header, make room for Ethernet + outer headers.
+        if !pkt.adj(ETH_LEN) {
+            self.counts.inc(Reason::DropMalformed);
+            return;
+        }
+        let Some(frame) = pkt.prepend(ETH_LEN + hl) else {
+            self.counts.inc(Reason::DropNoHeadroom);
+            return;
+        };
+        let len = match encap::encapsulate(&mut frame[ETH_LEN..], &params) {
+            Ok(n) => n,
+            Err(WireError::TtlExpired) => {
+                self.counts.inc(Reason::DropMalformed);
+                return;
+            }
+            Err(_) => {
+                self.counts.inc(Reason::DropMalformed);
+                return;
+            }
+        };
+        let ethertype = if rloc.is_ipv6() {
+            ETHERTYPE_IPV6
+        } else {
+            ETHERTYPE_IPV4
+        };
+        write_eth(frame, mac, self.plan.ports[port].mac, ethertype);
+        pkt.truncate(ETH_LEN + len);
+        self.counts.inc(Reason::Encap);
+        self.send(port, pkt, out);
+    }
+
+    /// Native forwarding toward the RLOC-side gateway (negative entry native-forward, no PETR).
+    fn native<B: PacketBuf>(&mut self, mut pkt: B, info: IpInfo, out: &mut Outputs<B>) {
+        let Some((port, nh)) = self.plan.rloc_route(info.dst) else {
+            self.counts.inc(Reason::DropNoRoute);
+            return;
+        };
+        if info.ip_len > usize::from(self.plan.ports[port].mtu) {
+            self.too_big(pkt, &info, out);
+            return;
+        }
+        let Some(mac) = self.next_hop_mac(port, nh, &mut out.events) else {
+            return;
+        };
+        let frame = pkt.data_mut();
+        decrement_ttl(&mut frame[ETH_LEN..]);
+        let src = self.plan.ports[port].mac;
+        frame[0..6].copy_from_slice(&mac);
+        frame[6..12].copy_from_slice(&src);
+        pkt.truncate(ETH_LEN + info.ip_len);
+        self.counts.inc(Reason::NativeForward);
+        self.send(port, pkt, out);
+    }
+
+    fn send<B>(&mut self, port: usize, pkt: B, out: &mut Outputs<B>) {
+        if out.tx[port].try_push(pkt).is_err() {
+            self.counts.inc(Reason::DropTxFull);
+        }
+    }
+}
+
+/// Decapsulates a LISP data frame to one of our RLOCs and sends the inner packet on.
+#[allow(clippy::too_many_arguments)]
+fn decap<B: PacketBuf>(
+    plan: &Plan,
+    mut pkt: B,
+    neighbors: &NeighborSnapshot<'_>,
+    gw: &mut GatewayCache,
+    limiter: &mut Limiter,
+    now_ms: u64,
+    out: &mut Outputs<B>,
+    counts: &mut Counts,
+) {
+    if !plan.functions.etr && !plan.functions.petr {
+        counts.inc(Reason::DropRole);
+        return;
+    }
+    let d = match encap::decapsulate(&mut pkt.data_mut()[ETH_LEN..], true) {
+        Ok(d) => d,
+        Err(_) => {
+            counts.inc(Reason::DropDecapInvalid);
+            return;
+        }
+    };
+    let iid = d.header.iid.unwrap_or(0);
+    if !plan
+        .ports
+        .iter()
+        .any(|p| p.role == PortRole::Eid && p.iid == iid)
+    {
+        counts.inc(Reason::DropUnknownIid);
+        return;
+    }
+    let inner_at = ETH_LEN + d.inner_offset;
+    let inner = &pkt.data()[inner_at..inner_at + d.inner_len];
+    let dst = if d.inner_version == 4 {
+        IpAddr::V4(Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]))
+    } else {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&inner[24..40]);
+        IpAddr::V6(Ipv6Addr::from(a))
+    };
+    // The next hop: a known neighbour; else, on an EID subnet, ask for it; else the gateway of
+    // an EID port of the instance (routed enterprise sites), else (PETR) the RLOC side.
+    let mut ctx = Ctx {
+        plan,
+        neighbors,
+        gw,
+        limiter,
+        ipv4_id: &mut 0,
+        counts,
+        now_ms,
+    };
+    let (port, mac) = match neighbors
+        .lookup(dst)
+        .and_then(|n| plan.index_of_dpdk_port(n.port).map(|i| (i, n.mac)))
+    {
+        Some(x) => x,
+        None => {
+            let eid_ports = || {
+                plan.ports
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.role == PortRole::Eid && p.iid == iid)
+            };
+            let hop = if let Some((i, _)) = eid_ports().find(|(i, _)| plan.on_link(*i, dst)) {
+                Some((i, dst))
+            } else if let Some((i, g)) = eid_ports().find_map(|(i, p)| {
+                p.gateway
+                    .filter(|g| g.is_ipv6() == dst.is_ipv6())
+                    .map(|g| (i, g))
+            }) {
+                Some((i, g))
+            } else if plan.functions.petr {
+                plan.rloc_route(dst)
+            } else {
+                None
+            };
+            let Some((port, nh)) = hop else {
+                ctx.counts.inc(Reason::DropNoRoute);
+                return;
+            };
+            if nh == dst {
+                // On-link host without a neighbour entry: ask for it, drop this one.
+                ctx.counts.inc(Reason::DropNoNeighbor);
+                if ctx.limiter.allow(Limiter::key(1, port as u32, dst), now_ms) {
+                    let _ = out.events.try_push(Event::NeighborMiss { port, ip: dst });
+                }
+                return;
+            }
+            match ctx.next_hop_mac(port, nh, &mut out.events) {
+                Some(m) => (port, m),
+                None => return,
+            }
+        }
+    };
+    let version = d.inner_version;
+    if !pkt.adj(inner_at) {
+        ctx.counts.inc(Reason::DropMalformed);
+        return;
+    }
+    pkt.truncate(d.inner_len);
+    let Some(frame) = pkt.prepend(ETH_LEN) else {
+        ctx.counts.inc(Reason::DropNoHeadroom);
+        return;
+    };
+    let ethertype = if version == 6 {
+        ETHERTYPE_IPV6
+    } else {
+        ETHERTYPE_IPV4
+    };
+    write_eth(frame, mac, plan.ports[port].mac, ethertype);
+    ctx.counts.inc(Reason::Decap);
+    ctx.send(port, pkt, out);
+}
+
+#[inline(always)]
+fn write_eth(frame: &mut [u8], dst: [u8; 6], src: [u8; 6], ethertype: u16) {
+    frame[0..6].copy_from_slice(&dst);
+    frame[6..12].copy_from_slice(&src);
+    frame[12..14].copy_from_slice(&ethertype.to_be_bytes());
+}
+
+/// Decrements the TTL / hop limit of an IP packet (checked > 1 by the caller), keeping the
+/// IPv4 header checksum right (RFC 1624).
+fn decrement_ttl(ip: &mut [u8]) {
+    if ip[0] >> 4 == 6 {
+        ip[7] -= 1;
+    } else {
+        let old = u16::from_be_bytes([ip[8], ip[9]]);
+        ip[8] -= 1;
+        let new = u16::from_be_bytes([ip[8], ip[9]]);
+        let c = u16::from_be_bytes([ip[10], ip[11]]);
+        let c = crate::wire::checksum::update16(c, old, new);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+}

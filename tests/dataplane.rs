@@ -1,0 +1,825 @@
+//! The data-plane pipeline on the in-memory backend: every classification path on crafted
+//! frames, output bytes checked field by field (and by smoltcp's parsers), decapsulation of what
+//! encapsulation produced, misses, holding, rate limits and accounting of every packet.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrayvec::ArrayVec;
+use ipnet::IpNet;
+use proptest::prelude::*;
+use pxtr::config::{MissPolicy, PortRole};
+use pxtr::dataplane::{Event, Functions, HeapBuf, Outputs, Pipeline, Plan, PortPlan, Reason};
+use pxtr::dpdk::MAX_BURST;
+use pxtr::mapcache::{
+    map_cache, neighbor_table, Locator, MapCacheConfig, MapCacheWriter, Mapping, NegativeAction,
+    Neighbor, NeighborWriter,
+};
+use smoltcp::wire::{EthernetFrame, Ipv4Packet, Ipv6Packet, UdpPacket};
+
+const EID_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xe1, 0x01];
+const RLOC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xe2, 0x02];
+const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x10, 0x10];
+const GW_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xfe, 0xfe];
+const OUR_RLOC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const PEER_RLOC: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+const GW: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 254);
+const IID: u32 = 7;
+const EID: usize = 0;
+const RLOC: usize = 1;
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn plan(rloc: Ipv4Addr, eid_net: &str, miss: MissPolicy) -> Plan {
+    Plan {
+        ports: vec![
+            PortPlan {
+                name: "eid0".into(),
+                role: PortRole::Eid,
+                dpdk_port: 0,
+                mac: EID_MAC,
+                addresses: vec![net(eid_net), net("fd00:1::5/64")],
+                mtu: 1500,
+                gateway: None,
+                iid: IID,
+            },
+            PortPlan {
+                name: "rloc0".into(),
+                role: PortRole::Rloc,
+                dpdk_port: 1,
+                mac: RLOC_MAC,
+                addresses: vec![
+                    IpNet::new(IpAddr::V4(rloc), 24).unwrap(),
+                    net("2001:db8:f::1/64"),
+                ],
+                mtu: 1500,
+                gateway: Some(IpAddr::V4(GW)),
+                iid: 0,
+            },
+        ],
+        rlocs: vec![IpAddr::V4(rloc), "2001:db8:f::1".parse().unwrap()],
+        petrs: vec![],
+        functions: Functions {
+            itr: true,
+            etr: true,
+            pitr: false,
+            petr: false,
+        },
+        miss_policy: miss,
+        hold_capacity: 4,
+        hold_timeout_ms: 500,
+        miss_interval_ms: 1000,
+        miss_reports_per_sec: 100,
+    }
+}
+
+struct Rig {
+    cache: MapCacheWriter,
+    neigh: NeighborWriter,
+    p: Pipeline<HeapBuf>,
+    out: Outputs<HeapBuf>,
+}
+
+fn rig(plan: Plan) -> Rig {
+    let cache = map_cache(MapCacheConfig {
+        capacity: 1000,
+        max_readers: 2,
+        max_iids: 4,
+        v4_root_bits: 16,
+        v6_root_bits: 16,
+        v4_groups: 1024,
+        v6_groups: 4096,
+    })
+    .unwrap();
+    let mut neigh = neighbor_table(64, 2).unwrap();
+    neigh
+        .insert(
+            IpAddr::V4(GW),
+            Neighbor {
+                mac: GW_MAC,
+                port: 1,
+            },
+        )
+        .unwrap();
+    let n = plan.ports.len();
+    let p = Pipeline::new(
+        Arc::new(plan),
+        cache.reader().unwrap(),
+        neigh.reader().unwrap(),
+    );
+    Rig {
+        cache,
+        neigh,
+        p,
+        out: Outputs::new(n),
+    }
+}
+
+fn mapping(rlocs: &[IpAddr]) -> Mapping {
+    let mut m = Mapping::default();
+    for r in rlocs {
+        m.locators.push(Locator {
+            address: *r,
+            priority: 1,
+            weight: 100,
+            reachable: true,
+        });
+    }
+    m.ttl = Some(Duration::from_secs(600));
+    m
+}
+
+impl Rig {
+    fn map(&mut self, prefix: &str, rlocs: &[IpAddr]) {
+        self.cache
+            .insert(IID, net(prefix), mapping(rlocs), 0)
+            .unwrap();
+    }
+
+    fn run(&mut self, port: usize, frames: &[Vec<u8>], now_ms: u64) {
+        let mut burst: ArrayVec<HeapBuf, MAX_BURST> =
+            frames.iter().map(|f| HeapBuf::new(f)).collect();
+        self.p.process(port, &mut burst, now_ms, &mut self.out);
+        assert!(burst.is_empty());
+    }
+
+    fn tx(&mut self, port: usize) -> Vec<Vec<u8>> {
+        self.out.tx[port].drain(..).map(|b| b.to_vec()).collect()
+    }
+}
+
+fn eth(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + payload.len());
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+fn csum(b: &[u8]) -> u16 {
+    let mut s = 0u32;
+    for c in b.chunks(2) {
+        s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+    }
+    while s >> 16 != 0 {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+/// IPv4 + UDP with `payload` bytes of payload.
+fn ipv4_udp(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    ttl: u8,
+    tos: u8,
+    df: bool,
+    payload: usize,
+) -> Vec<u8> {
+    let total = 20 + 8 + payload;
+    let mut p = vec![0u8; total];
+    p[0] = 0x45;
+    p[1] = tos;
+    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    p[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
+    if df {
+        p[6] = 0x40;
+    }
+    p[8] = ttl;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&dst.octets());
+    let c = csum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p[20..22].copy_from_slice(&sport.to_be_bytes());
+    p[22..24].copy_from_slice(&dport.to_be_bytes());
+    p[24..26].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+    for (i, b) in p[28..].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    p
+}
+
+fn ipv6_udp(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    sport: u16,
+    dport: u16,
+    hop: u8,
+    payload: usize,
+) -> Vec<u8> {
+    let mut p = vec![0u8; 40 + 8 + payload];
+    p[0] = 0x60;
+    p[4..6].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+    p[6] = 17;
+    p[7] = hop;
+    p[8..24].copy_from_slice(&src.octets());
+    p[24..40].copy_from_slice(&dst.octets());
+    p[40..42].copy_from_slice(&sport.to_be_bytes());
+    p[42..44].copy_from_slice(&dport.to_be_bytes());
+    p[44..46].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+    p
+}
+
+fn host_frame(dst: Ipv4Addr, sport: u16) -> Vec<u8> {
+    eth(
+        EID_MAC,
+        HOST_MAC,
+        0x0800,
+        &ipv4_udp(
+            Ipv4Addr::new(10, 1, 1, 10),
+            dst,
+            sport,
+            80,
+            64,
+            0xb9,
+            true,
+            26,
+        ),
+    )
+}
+
+fn peer(ip: Ipv4Addr) -> IpAddr {
+    IpAddr::V4(ip)
+}
+
+#[test]
+fn encapsulates_ipv4_with_the_right_outer_and_inner_fields() {
+    let mut r = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
+    r.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
+    let inner = ipv4_udp(
+        Ipv4Addr::new(10, 1, 1, 10),
+        Ipv4Addr::new(10, 2, 0, 5),
+        5555,
+        80,
+        64,
+        0xb9,
+        true,
+        26,
+    );
+    r.run(EID, &[eth(EID_MAC, HOST_MAC, 0x0800, &inner)], 0);
+    assert_eq!(
+        r.p.counts().get(Reason::Encap),
+        1,
+        "{:?}",
+        r.p.counts().nonzero().collect::<Vec<_>>()
+    );
+    let out = r.tx(RLOC);
+    assert_eq!(out.len(), 1);
+    let f = &out[0];
+    assert_eq!(f.len(), 14 + 20 + 8 + 8 + inner.len());
+    let e = EthernetFrame::new_checked(&f[..]).unwrap();
+    assert_eq!(e.dst_addr().as_bytes(), &GW_MAC);
+    assert_eq!(e.src_addr().as_bytes(), &RLOC_MAC);
+    let ip = Ipv4Packet::new_checked(e.payload()).unwrap();
+    assert!(ip.verify_checksum());
+    assert_eq!(Ipv4Addr::from(ip.src_addr()), OUR_RLOC);
+    assert_eq!(Ipv4Addr::from(ip.dst_addr()), PEER_RLOC);
+    assert!(ip.dont_frag());
+    assert_eq!(
+        ip.hop_limit(),
+        63,
+        "outer TTL copies the decremented inner TTL"
+    );
+    assert_eq!(ip.dscp(), 0xb9 >> 2);
+    assert_eq!(ip.ecn(), 0xb9 & 3);
+    let udp = UdpPacket::new_checked(ip.payload()).unwrap();
+    assert_eq!(udp.dst_port(), 4341);
+    assert!(udp.src_port() >= 0xc000);
+    assert_eq!(usize::from(udp.len()), 8 + 8 + inner.len());
+    let lisp = &udp.payload()[..8];
+    assert_eq!(lisp[0] & 0x08, 0x08, "I bit");
+    assert_eq!(u32::from_be_bytes([0, lisp[4], lisp[5], lisp[6]]), IID);
+    let got_inner = Ipv4Packet::new_checked(&udp.payload()[8..]).unwrap();
+    assert!(got_inner.verify_checksum());
+    assert_eq!(got_inner.hop_limit(), 63);
+    assert_eq!(got_inner.payload(), &inner[20..], "inner payload untouched");
+}
+
+#[test]
+fn source_port_is_stable_per_flow_and_spreads_flows() {
+    let mut r = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
+    r.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
+    let sport_of = |f: &Vec<u8>| u16::from_be_bytes([f[34], f[35]]);
+    let frames: Vec<Vec<u8>> = (0..64)
+        .map(|i| host_frame(Ipv4Addr::new(10, 2, 0, 5), 1000 + i))
+        .collect();
+    r.run(EID, &frames, 0);
+    let first: Vec<u16> = r.tx(RLOC).iter().map(sport_of).collect();
+    r.run(EID, &frames, 1);
+    let second: Vec<u16> = r.tx(RLOC).iter().map(sport_of).collect();
+    assert_eq!(first.len(), 64);
+    assert_eq!(first, second, "same flow, same source port");
+    let distinct: std::collections::HashSet<_> = first.iter().collect();
+    assert!(
+        distinct.len() > 48,
+        "64 flows got only {} source ports",
+        distinct.len()
+    );
+    // The NIC's RSS hash, when present, is what picks the port.
+    let mut burst: ArrayVec<HeapBuf, MAX_BURST> = ArrayVec::new();
+    burst.push(HeapBuf::new(&frames[0]).with_rss(0x1234_5678));
+    burst.push(HeapBuf::new(&frames[1]).with_rss(0x1234_5678));
+    r.p.process(EID, &mut burst, 2, &mut r.out);
+    let rss: Vec<u16> = r.tx(RLOC).iter().map(sport_of).collect();
+    assert_eq!(rss[0], rss[1]);
+    assert_eq!(rss[0], pxtr::wire::encap::source_port(0x1234_5678));
+}
+
+#[test]
+fn decapsulates_what_encapsulation_produced() {
+    // ITR side.
+    let mut itr = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
+    itr.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
+    let inner = ipv4_udp(
+        Ipv4Addr::new(10, 1, 1, 10),
+        Ipv4Addr::new(10, 2, 0, 5),
+        5555,
+        80,
+        64,
+        0x02,
+        true,
+        100,
+    );
+    itr.run(EID, &[eth(EID_MAC, HOST_MAC, 0x0800, &inner)], 0);
+    let mut wire = itr.tx(RLOC).remove(0);
+    // ETR side: the peer, whose RLOC the packet is addressed to, with the host on its subnet.
+    let mut etr = rig(plan(PEER_RLOC, "10.2.0.1/16", MissPolicy::Drop));
+    let vm_mac = [0x02, 0, 0, 0, 0xbb, 0xbb];
+    etr.neigh
+        .insert(
+            "10.2.0.5".parse().unwrap(),
+            Neighbor {
+                mac: vm_mac,
+                port: 0,
+            },
+        )
+        .unwrap();
+    wire[0..6].copy_from_slice(&RLOC_MAC);
+    etr.run(RLOC, &[wire], 0);
+    assert_eq!(
+        etr.p.counts().get(Reason::Decap),
+        1,
+        "{:?}",
+        etr.p.counts().nonzero().collect::<Vec<_>>()
+    );
+    let out = etr.tx(EID);
+    assert_eq!(out.len(), 1);
+    let f = &out[0];
+    assert_eq!(&f[0..6], &vm_mac);
+    assert_eq!(&f[6..12], &EID_MAC);
+    assert_eq!(&f[12..14], &[0x08, 0x00]);
+    let mut want = inner.clone();
+    want[8] = 63;
+    let c = csum(&{
+        let mut h = want[..20].to_vec();
+        h[10] = 0;
+        h[11] = 0;
+        h
+    });
+    want[10..12].copy_from_slice(&c.to_be_bytes());
+    assert_eq!(
+        &f[14..],
+        &want[..],
+        "inner packet with TTL 63 and its checksum updated"
+    );
+}
+
+#[test]
+fn ipv6_inner_over_ipv4_and_ipv6_outer_with_udp_checksum() {
+    let mut r = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
+    let v6_rloc: IpAddr = "2001:db8:f::99".parse().unwrap();
+    r.neigh
+        .insert(
+            v6_rloc,
+            Neighbor {
+                mac: [2, 0, 0, 0, 0x66, 0x66],
+                port: 1,
+            },
+        )
+        .unwrap();
+    r.map("fd00:2::/48", &[v6_rloc]);
+    r.map("fd00:3::/48", &[peer(PEER_RLOC)]);
+    let src: Ipv6Addr = "fd00:1::10".parse().unwrap();
+    let f6 = |dst: &str| {
+        eth(
+            EID_MAC,
+            HOST_MAC,
+            0x86dd,
+            &ipv6_udp(src, dst.parse().unwrap(), 7, 9, 10, 30),
+        )
+    };
+    r.run(EID, &[f6("fd00:2::1"), f6("fd00:3::1")], 0);
+    assert_eq!(
+        r.p.counts().get(Reason::Encap),
+        2,
+        "{:?}",
+        r.p.counts().nonzero().collect::<Vec<_>>()
+    );
+    let out = r.tx(RLOC);
+    // IPv6 outer to an on-link RLOC: its own MAC, UDP checksum over the pseudo-header.
+    let e = EthernetFrame::new_checked(&out[0][..]).unwrap();
+    assert_eq!(e.dst_addr().as_bytes(), &[2, 0, 0, 0, 0x66, 0x66]);
+    let ip6 = Ipv6Packet::new_checked(e.payload()).unwrap();
+    let udp = UdpPacket::new_checked(ip6.payload()).unwrap();
+    assert_ne!(udp.checksum(), 0);
+    assert!(udp.verify_checksum(
+        &smoltcp::wire::IpAddress::Ipv6(ip6.src_addr()),
+        &smoltcp::wire::IpAddress::Ipv6(ip6.dst_addr())
+    ));
+    assert_eq!(ip6.hop_limit(), 9);
+    // IPv6 inner in IPv4 outer via the gateway.
+    let e = EthernetFrame::new_checked(&out[1][..]).unwrap();
+    assert_eq!(e.dst_addr().as_bytes(), &GW_MAC);
+    let ip = Ipv4Packet::new_checked(e.payload()).unwrap();
+    assert!(ip.verify_checksum());
+    let inner = Ipv6Packet::new_checked(&ip.payload()[16..]).unwrap();
+    assert_eq!(inner.hop_limit(), 9);
+}
+
+#[test]
+fn decap_combines_ecn_and_drops_ce_on_not_ect() {
+    let mut itr = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
+    itr.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
+    let mut etr = rig(plan(PEER_RLOC, "10.2.0.1/16", MissPolicy::Drop));
+    etr.neigh
+        .insert(
+            "10.2.0.5".parse().unwrap(),
+            Neighbor {
+                mac: HOST_MAC,
+                port: 0,
+            },
+        )
+        .unwrap();
+    for (inner_ecn, want) in [(2u8, Some(3u8)), (0, None)] {
+        let inner = ipv4_udp(
+            Ipv4Addr::new(10, 1, 1, 10),
+            Ipv4Addr::new(10, 2, 0, 5),
+            1,
+            2,
+            64,
+            inner_ecn,
+            true,
+            10,
+        );
+        itr.run(EID, &[eth(EID_MAC, HOST_MAC, 0x0800, &inner)], 0);
+        let mut f = itr.tx(RLOC).remove(0);
+        f[0..6].copy_from_slice(&RLOC_MAC);
+        // Congestion on the path: mark the outer header CE and fix its checksum.
+        f[15] |= 3;
+        f[24] = 0;
+        f[25] = 0;
+        let c = csum(&f[14..34]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+        etr.run(RLOC, &[f], 0);
+        let out = etr.tx(EID);
+        match want {
+            Some(ecn) => {
+                let ip = Ipv4Packet::new_checked(&out[0][14..]).unwrap();
+                assert_eq!(ip.ecn(), ecn);
+                assert!(ip.verify_checksum());
+            }
+            None => {
+                assert!(out.is_empty());
+                assert_eq!(etr.p.counts().get(Reason::DropDecapInvalid), 1);
+            }
+        }
+    }
+}
+
+#[test]
+fn misses_are_reported_rate_limited_and_dropped() {
+    let mut p = plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop);
+    p.miss_reports_per_sec = 3;
+    let mut r = rig(p);
+    let d = |i| host_frame(Ipv4Addr::new(10, 9, 0, i), 1);
+    r.run(EID, &[d(1), d(1)], 0);
+    assert_eq!(
+        r.out.events.as_slice(),
+        &[Event::Miss {
+            iid: IID,
+            eid: "10.9.0.1".parse().unwrap()
+        }]
+    );
+    assert_eq!(r.p.counts().get(Reason::MissReported), 1);
+    assert_eq!(r.p.counts().get(Reason::MissRateLimited), 1);
+    assert_eq!(r.p.counts().get(Reason::DropMiss), 2);
+    r.out.events.clear();
+    // Same destination within a second: still limited; four new ones: the worker cap (3/s)
+    // lets two more through in this window.
+    r.run(EID, &[d(1), d(2), d(3), d(4), d(5)], 500);
+    assert_eq!(r.out.events.len(), 2);
+    assert_eq!(r.p.counts().get(Reason::MissRateLimited), 4);
+    r.out.events.clear();
+    // A second later the first destination is reported again.
+    r.run(EID, &[d(1)], 1500);
+    assert_eq!(
+        r.out.events.as_slice(),
+        &[Event::Miss {
+            iid: IID,
+            eid: "10.9.0.1".parse().unwrap()
+        }]
+    );
+}
+
+#[test]
+fn held_packets_go_out_when_the_mapping_arrives_and_expire_otherwise() {
+    let mut r = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Queue));
+    let frames: Vec<Vec<u8>> = (0..6)
+        .map(|i| host_frame(Ipv4Addr::new(10, 2, 0, 5), i))
+        .collect();
+    r.run(EID, &frames, 0);
+    assert_eq!(r.p.held(), 4, "hold capacity");
+    assert_eq!(r.p.counts().get(Reason::Held), 4);
+    assert_eq!(r.p.counts().get(Reason::DropMiss), 2);
+    assert!(r.tx(RLOC).is_empty());
+    r.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
+    r.run(EID, &[], 10);
+    assert_eq!(r.p.counts().get(Reason::HeldReleased), 4);
+    assert_eq!(r.tx(RLOC).len(), 4);
+    assert_eq!(r.p.held(), 0);
+    // Unresolved ones expire.
+    r.run(EID, &[host_frame(Ipv4Addr::new(10, 3, 0, 1), 1)], 100);
+    assert_eq!(r.p.held(), 1);
+    r.run(EID, &[], 599);
+    assert_eq!(r.p.held(), 1);
+    r.run(EID, &[], 601);
+    assert_eq!(r.p.held(), 0);
+    assert_eq!(r.p.counts().get(Reason::DropHoldExpired), 1);
+}
+
+#[test]
+fn punts_go_to_the_control_core_with_their_reason() {
+    let mut r = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
+    r.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
+    let me = Ipv4Addr::new(10, 1, 1, 5);
+    let src = Ipv4Addr::new(10, 1, 1, 10);
+    let mut icmp = ipv4_udp(src, me, 0, 0, 64, 0, false, 10);
+    icmp[9] = 1;
+    let arp = eth([0xff; 6], HOST_MAC, 0x0806, &[0u8; 28]);
+    let mut ns = ipv6_udp(
+        "fe80::1".parse().unwrap(),
+        "ff02::1:ff00:5".parse().unwrap(),
+        0,
+        0,
+        255,
+        24,
+    );
+    ns[6] = 58;
+    ns[40] = 135;
+    let frames = vec![
+        arp,
+        eth(EID_MAC, HOST_MAC, 0x0800, &icmp),
+        eth(
+            EID_MAC,
+            HOST_MAC,
+            0x0800,
+            &ipv4_udp(src, me, 4342, 4342, 64, 0, false, 20),
+        ),
+        eth([0x33, 0x33, 0xff, 0, 0, 5], HOST_MAC, 0x86dd, &ns),
+        eth(
+            EID_MAC,
+            HOST_MAC,
+            0x0800,
+            &ipv4_udp(src, Ipv4Addr::new(10, 2, 0, 5), 1, 2, 1, 0, false, 20),
+        ),
+        eth(
+            EID_MAC,
+            HOST_MAC,
+            0x0800,
+            &ipv4_udp(src, Ipv4Addr::new(10, 2, 0, 5), 1, 2, 64, 0, true, 1460),
+        ),
+        eth(
+            EID_MAC,
+            HOST_MAC,
+            0x0800,
+            &ipv4_udp(src, Ipv4Addr::new(10, 2, 0, 5), 1, 2, 64, 0, false, 1460),
+        ),
+        eth(
+            EID_MAC,
+            HOST_MAC,
+            0x0800,
+            &ipv4_udp(src, me, 1, 22, 64, 0, false, 20),
+        ),
+    ];
+    r.run(EID, &frames, 0);
+    let reasons: Vec<Reason> = r.out.punts.iter().map(|(r, _)| *r).collect();
+    assert_eq!(
+        reasons,
+        [
+            Reason::PuntArp,
+            Reason::PuntIcmp,
+            Reason::PuntLispControl,
+            Reason::PuntNd,
+            Reason::PuntTtlExpired,
+            Reason::PuntLocal,
+            // After the burst's lookups (the MTU depends on the RLOC chosen).
+            Reason::PuntTooBig,
+        ]
+    );
+    assert_eq!(
+        r.p.counts().get(Reason::DropTooBig),
+        1,
+        "DF clear, too big: dropped"
+    );
+    // Punted frames are untouched.
+    assert_eq!(r.out.punts[1].1.to_vec(), frames[1]);
+}
+
+#[test]
+fn drops_are_counted_by_reason() {
+    let mut r = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
+    r.cache
+        .insert(
+            IID,
+            net("10.66.0.0/16"),
+            Mapping::negative(NegativeAction::Drop, Some(Duration::from_secs(60))),
+            0,
+        )
+        .unwrap();
+    let mut unreachable = mapping(&[peer(PEER_RLOC)]);
+    unreachable.locators[0].reachable = false;
+    r.cache
+        .insert(IID, net("10.67.0.0/16"), unreachable, 0)
+        .unwrap();
+    r.map("10.68.0.0/16", &["203.0.113.9".parse().unwrap()]);
+    let src = Ipv4Addr::new(10, 1, 1, 10);
+    let mut bad_ihl = ipv4_udp(src, Ipv4Addr::new(10, 2, 0, 5), 1, 2, 64, 0, false, 20);
+    bad_ihl[0] = 0x44;
+    let mut long = ipv4_udp(src, Ipv4Addr::new(10, 2, 0, 5), 1, 2, 64, 0, false, 20);
+    long[2..4].copy_from_slice(&1000u16.to_be_bytes());
+    let frames = vec![
+        vec![1, 2, 3],
+        eth(EID_MAC, HOST_MAC, 0x0800, &bad_ihl),
+        eth(EID_MAC, HOST_MAC, 0x0800, &long),
+        eth(
+            [2, 9, 9, 9, 9, 9],
+            HOST_MAC,
+            0x0800,
+            &ipv4_udp(src, Ipv4Addr::new(10, 2, 0, 5), 1, 2, 64, 0, false, 20),
+        ),
+        eth(
+            [0xff; 6],
+            HOST_MAC,
+            0x0800,
+            &ipv4_udp(src, Ipv4Addr::new(10, 1, 1, 255), 1, 2, 64, 0, false, 20),
+        ),
+        eth(EID_MAC, HOST_MAC, 0x8100, &[0; 46]),
+        host_frame(Ipv4Addr::new(10, 66, 1, 1), 1),
+        host_frame(Ipv4Addr::new(10, 67, 1, 1), 1),
+    ];
+    r.run(EID, &frames, 0);
+    let c = r.p.counts();
+    assert_eq!(c.get(Reason::DropMalformed), 3);
+    assert_eq!(c.get(Reason::DropNotForUs), 1);
+    assert_eq!(c.get(Reason::DropMulticast), 1);
+    assert_eq!(c.get(Reason::DropEthertype), 1);
+    assert_eq!(c.get(Reason::DropNegative), 1);
+    assert_eq!(c.get(Reason::DropNoUsableRloc), 1);
+    assert_eq!(c.drops(), 8);
+    // An RLOC reached through the gateway whose MAC is unknown: drop and ask for it.
+    r.neigh.remove(IpAddr::V4(GW));
+    r.run(EID, &[host_frame(Ipv4Addr::new(10, 68, 0, 1), 1)], 1);
+    assert_eq!(r.p.counts().get(Reason::DropNoNeighbor), 1);
+    assert_eq!(
+        r.out.events.as_slice(),
+        &[Event::NeighborMiss {
+            port: RLOC,
+            ip: IpAddr::V4(GW)
+        }]
+    );
+}
+
+#[test]
+fn native_forward_entries_use_the_petr_or_the_gateway() {
+    let mut p = plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop);
+    let native = |r: &mut Rig| {
+        r.cache
+            .insert(
+                IID,
+                net("0.0.0.0/0"),
+                Mapping::negative(
+                    NegativeAction::NativelyForward,
+                    Some(Duration::from_secs(60)),
+                ),
+                0,
+            )
+            .unwrap();
+    };
+    let mut r = rig(p.clone());
+    native(&mut r);
+    r.run(EID, &[host_frame(Ipv4Addr::new(8, 8, 8, 8), 1)], 0);
+    assert_eq!(r.p.counts().get(Reason::NativeForward), 1);
+    let f = r.tx(RLOC).remove(0);
+    assert_eq!(&f[0..6], &GW_MAC);
+    let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+    assert_eq!(ip.hop_limit(), 63);
+    assert!(ip.verify_checksum());
+    assert_eq!(Ipv4Addr::from(ip.dst_addr()), Ipv4Addr::new(8, 8, 8, 8));
+    // With a PETR configured: encapsulated to it.
+    p.petrs = vec!["203.0.113.50".parse().unwrap()];
+    let mut r = rig(p);
+    native(&mut r);
+    r.run(EID, &[host_frame(Ipv4Addr::new(8, 8, 8, 8), 1)], 0);
+    assert_eq!(r.p.counts().get(Reason::Encap), 1);
+    let f = r.tx(RLOC).remove(0);
+    assert_eq!(&f[30..34], &[203, 0, 113, 50]);
+}
+
+#[test]
+fn decap_routes_off_subnet_destinations_and_refuses_unknown_instances() {
+    let mut p = plan(PEER_RLOC, "10.2.0.1/16", MissPolicy::Drop);
+    p.ports[EID].gateway = Some("10.2.0.254".parse().unwrap());
+    let mut etr = rig(p);
+    etr.neigh
+        .insert(
+            "10.2.0.254".parse().unwrap(),
+            Neighbor {
+                mac: [2, 0, 0, 0, 0x25, 0x40],
+                port: 0,
+            },
+        )
+        .unwrap();
+    let mut itr = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
+    itr.map("0.0.0.0/0", &[peer(PEER_RLOC)]);
+    // Off-subnet (a branch site behind the enterprise gateway), and on-subnet unknown host.
+    itr.run(
+        EID,
+        &[
+            host_frame(Ipv4Addr::new(172, 16, 0, 9), 1),
+            host_frame(Ipv4Addr::new(10, 2, 0, 77), 1),
+        ],
+        0,
+    );
+    let mut wire = itr.tx(RLOC);
+    for f in &mut wire {
+        f[0..6].copy_from_slice(&RLOC_MAC);
+    }
+    // The same packet with another instance-ID (and the UDP checksum zero: IPv4 LISP).
+    let mut other = wire[0].clone();
+    other[14 + 20 + 8 + 6] ^= 0x01;
+    etr.run(RLOC, &[wire[0].clone(), wire[1].clone(), other], 0);
+    let out = etr.tx(EID);
+    assert_eq!(out.len(), 1);
+    assert_eq!(&out[0][0..6], &[2, 0, 0, 0, 0x25, 0x40]);
+    assert_eq!(etr.p.counts().get(Reason::DropNoNeighbor), 1);
+    assert_eq!(
+        etr.out.events.as_slice(),
+        &[Event::NeighborMiss {
+            port: EID,
+            ip: "10.2.0.77".parse().unwrap()
+        }]
+    );
+    assert_eq!(etr.p.counts().get(Reason::DropUnknownIid), 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    /// Arbitrary frames on either port never panic, and every frame is accounted for: sent,
+    /// punted, held or dropped with a reason.
+    #[test]
+    fn every_frame_is_accounted_for(
+        frames in proptest::collection::vec(
+            (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..200)), 1..40),
+        templates in proptest::collection::vec(0usize..4, 1..40),
+    ) {
+        let mut r = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Queue));
+        r.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
+        let mut sent = 0usize;
+        for ((on_eid, bytes), t) in frames.iter().zip(templates.iter().cycle()) {
+            // Half random bytes, half random bytes behind a plausible header.
+            let mut f = match t {
+                0 => bytes.clone(),
+                1 => host_frame(Ipv4Addr::new(10, 2, 0, 5), 1),
+                2 => eth(RLOC_MAC, GW_MAC, 0x0800, &ipv4_udp(Ipv4Addr::new(198, 51, 100, 1), OUR_RLOC, 1, 4341, 64, 0, false, 40)),
+                _ => eth(EID_MAC, HOST_MAC, 0x86dd, &ipv6_udp("fd00:1::1".parse().unwrap(), "fd00:9::1".parse().unwrap(), 1, 2, 64, 10)),
+            };
+            if *t != 0 {
+                for (i, b) in bytes.iter().enumerate() {
+                    let at = 14 + (i * 7) % f.len().saturating_sub(14).max(1);
+                    if at < f.len() { f[at] ^= b; }
+                }
+            }
+            r.run(if *on_eid { EID } else { RLOC }, &[f], 0);
+            sent += 1;
+        }
+        let c = r.p.counts().clone();
+        let tx: usize = r.out.tx.iter().map(|t| t.len()).sum();
+        let punted = r.out.punts.len();
+        prop_assert_eq!(c.get(Reason::Rx) as usize, sent);
+        let drops = c.drops() as usize;
+        prop_assert_eq!(tx + punted + r.p.held() + drops, sent, "{:?}", c.nonzero().collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn reasons_have_unique_names() {
+    let names: std::collections::HashSet<_> = Reason::ALL.iter().map(|r| r.name()).collect();
+    assert_eq!(names.len(), Reason::ALL.len());
+}
