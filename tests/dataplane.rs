@@ -609,7 +609,7 @@ fn punts_go_to_the_control_core_with_their_reason() {
         ),
     ];
     r.run(EID, &frames, 0);
-    let reasons: Vec<Reason> = r.out.punts.iter().map(|(r, _)| *r).collect();
+    let reasons: Vec<Reason> = r.out.punts.iter().map(|(p, _)| p.reason).collect();
     assert_eq!(
         reasons,
         [
@@ -822,4 +822,64 @@ proptest! {
 fn reasons_have_unique_names() {
     let names: std::collections::HashSet<_> = Reason::ALL.iter().map(|r| r.name()).collect();
     assert_eq!(names.len(), Reason::ALL.len());
+}
+
+#[test]
+fn icmp_errors_written_over_punted_packets() {
+    use pxtr::dataplane::icmp::{icmp_error_in_place, IcmpKind, IcmpSkip};
+    use pxtr::dataplane::PacketBuf;
+    use smoltcp::wire::{Icmpv4Packet, Icmpv6Packet};
+    let me = Ipv4Addr::new(10, 1, 1, 5);
+    let me6: Ipv6Addr = "fd00:1::5".parse().unwrap();
+    let src = Ipv4Addr::new(10, 1, 1, 10);
+    let orig = ipv4_udp(src, Ipv4Addr::new(10, 2, 0, 5), 1, 2, 64, 0, true, 1460);
+    let mut b = HeapBuf::new(&eth(EID_MAC, HOST_MAC, 0x0800, &orig));
+    icmp_error_in_place(
+        &mut b,
+        IcmpKind::TooBig { mtu: 1464 },
+        EID_MAC,
+        Some(me),
+        Some(me6),
+    )
+    .unwrap();
+    let f = b.data();
+    assert_eq!(&f[0..6], &HOST_MAC);
+    assert_eq!(&f[6..12], &EID_MAC);
+    let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+    assert!(ip.verify_checksum());
+    assert_eq!(usize::from(ip.total_len()), 576);
+    assert_eq!(Ipv4Addr::from(ip.src_addr()), me);
+    assert_eq!(Ipv4Addr::from(ip.dst_addr()), src);
+    let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
+    assert!(icmp.verify_checksum());
+    assert_eq!((u8::from(icmp.msg_type()), icmp.msg_code()), (3, 4));
+    assert_eq!(u16::from_be_bytes([ip.payload()[6], ip.payload()[7]]), 1464);
+    assert_eq!(
+        &ip.payload()[8..],
+        &orig[..548],
+        "quotes the original from its IP header"
+    );
+    // An ICMP error is not answered with another.
+    let mut again = HeapBuf::new(&b.to_vec());
+    again.data_mut()[0..6].copy_from_slice(&EID_MAC);
+    assert_eq!(
+        icmp_error_in_place(&mut again, IcmpKind::TimeExceeded, EID_MAC, Some(me), None),
+        Err(IcmpSkip::AboutError)
+    );
+    // IPv6: Packet Too Big with the pseudo-header checksum; a short packet grows the frame.
+    let s6: Ipv6Addr = "fd00:1::10".parse().unwrap();
+    let orig6 = ipv6_udp(s6, "fd00:2::1".parse().unwrap(), 1, 2, 1, 10);
+    let mut b = HeapBuf::new(&eth(EID_MAC, HOST_MAC, 0x86dd, &orig6));
+    icmp_error_in_place(&mut b, IcmpKind::TimeExceeded, EID_MAC, None, Some(me6)).unwrap();
+    let ip6 = Ipv6Packet::new_checked(&b.data()[14..]).unwrap();
+    let icmp6 = Icmpv6Packet::new_checked(ip6.payload()).unwrap();
+    assert!(icmp6.verify_checksum(&ip6.src_addr(), &ip6.dst_addr()));
+    assert_eq!((u8::from(icmp6.msg_type()), icmp6.msg_code()), (3, 0));
+    assert_eq!(&ip6.payload()[8..], &orig6[..]);
+    // No IPv4 address of ours: nothing sent.
+    let mut b = HeapBuf::new(&eth(EID_MAC, HOST_MAC, 0x0800, &orig));
+    assert_eq!(
+        icmp_error_in_place(&mut b, IcmpKind::TimeExceeded, EID_MAC, None, Some(me6)),
+        Err(IcmpSkip::NoSourceAddress)
+    );
 }

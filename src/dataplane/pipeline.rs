@@ -129,6 +129,15 @@ impl LocalAddresses for Plan {
     }
 }
 
+/// Why a frame goes to the control core, and what it needs to answer it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Punt {
+    pub reason: Reason,
+    /// For [`Reason::PuntTooBig`]: the largest inner packet that fits (the MTU to announce in
+    /// ICMP Fragmentation Needed / Packet Too Big); 0 otherwise.
+    pub mtu: u16,
+}
+
 /// What a worker tells the control core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -143,7 +152,7 @@ pub struct Outputs<B> {
     /// Frames to send, per port (plan order).
     pub tx: Vec<ArrayVec<B, MAX_OUT>>,
     /// Frames for the control core, with why.
-    pub punts: ArrayVec<(Reason, B), MAX_BURST>,
+    pub punts: ArrayVec<(Punt, B), MAX_BURST>,
     pub events: ArrayVec<Event, MAX_OUT>,
 }
 
@@ -472,7 +481,11 @@ impl<B: PacketBuf> State<B> {
 }
 
 fn punt<B>(out: &mut Outputs<B>, r: Reason, pkt: B, counts: &mut Counts) {
-    if out.punts.try_push((r, pkt)).is_err() {
+    punt_mtu(out, r, 0, pkt, counts);
+}
+
+fn punt_mtu<B>(out: &mut Outputs<B>, reason: Reason, mtu: u16, pkt: B, counts: &mut Counts) {
+    if out.punts.try_push((Punt { reason, mtu }, pkt)).is_err() {
         counts.inc(Reason::DropPuntRingFull);
     }
 }
@@ -585,11 +598,12 @@ impl Ctx<'_, '_> {
         }
     }
 
-    /// Too big for `mtu`: DF-set IPv4 and IPv6 go up for an ICMP error, the rest is dropped.
-    fn too_big<B>(&mut self, pkt: B, info: &IpInfo, out: &mut Outputs<B>) {
+    /// Too big: DF-set IPv4 and IPv6 go up for an ICMP error announcing `mtu` (the largest
+    /// inner packet that fits), the rest is dropped.
+    fn too_big<B>(&mut self, pkt: B, info: &IpInfo, mtu: u16, out: &mut Outputs<B>) {
         if info.dont_fragment {
             self.counts.inc(Reason::PuntTooBig);
-            punt(out, Reason::PuntTooBig, pkt, self.counts);
+            punt_mtu(out, Reason::PuntTooBig, mtu, pkt, self.counts);
         } else {
             self.counts.inc(Reason::DropTooBig);
         }
@@ -616,8 +630,9 @@ impl Ctx<'_, '_> {
             return;
         };
         let hl = outer.header_len();
-        if info.ip_len + hl > usize::from(self.plan.ports[port].mtu) {
-            self.too_big(pkt, &info, out);
+        let mtu = self.plan.ports[port].mtu;
+        if info.ip_len + hl > usize::from(mtu) {
+            self.too_big(pkt, &info, mtu.saturating_sub(hl as u16), out);
             return;
         }
         let Some(mac) = self.next_hop_mac(port, nh, &mut out.events) else {
@@ -672,8 +687,9 @@ impl Ctx<'_, '_> {
             self.counts.inc(Reason::DropNoRoute);
             return;
         };
-        if info.ip_len > usize::from(self.plan.ports[port].mtu) {
-            self.too_big(pkt, &info, out);
+        let mtu = self.plan.ports[port].mtu;
+        if info.ip_len > usize::from(mtu) {
+            self.too_big(pkt, &info, mtu, out);
             return;
         }
         let Some(mac) = self.next_hop_mac(port, nh, &mut out.events) else {
