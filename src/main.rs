@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use pxtr::app::{self, RunOptions};
 use pxtr::config::{self, Config, ConfigError};
+use pxtr::dataplane::Reason;
 
 #[derive(Parser)]
 #[command(name = "pxtr", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BUILD_GIT_COMMIT"), ", DPDK ", env!("BUILD_DPDK_VERSION"), ")"), about = "LISP Proxy Tunnel Router appliance on DPDK")]
@@ -103,10 +104,30 @@ fn main() -> ExitCode {
             match app::run(&cfg, &RunOptions { duration }) {
                 Ok(report) => {
                     for w in &report.workers {
+                        let c = &w.counters.counts;
                         println!(
-                            "worker lcore {}: {} packets, {} bytes received",
-                            w.lcore, w.counters.rx_packets, w.counters.rx_bytes
+                            "worker lcore {}: {} packets, {} bytes received; {} sent, {} encapsulated, {} decapsulated, {} punted, {} dropped",
+                            w.lcore,
+                            c.get(Reason::Rx),
+                            c.get(Reason::RxBytes),
+                            c.get(Reason::Tx),
+                            c.get(Reason::Encap),
+                            c.get(Reason::Decap),
+                            Reason::ALL
+                                .iter()
+                                .filter(|r| r.name().starts_with("punt_"))
+                                .map(|r| c.get(*r))
+                                .sum::<u64>(),
+                            c.drops()
                         );
+                        let drops: Vec<String> = c
+                            .nonzero()
+                            .filter(|(r, _)| r.is_drop())
+                            .map(|(r, n)| format!("{}={n}", r.name()))
+                            .collect();
+                        if !drops.is_empty() {
+                            println!("  drops: {}", drops.join(" "));
+                        }
                     }
                     println!(
                         "mbufs back in the pool: {}/{}",

@@ -172,6 +172,7 @@ fn csum(b: &[u8]) -> u16 {
 }
 
 /// IPv4 + UDP with `payload` bytes of payload.
+#[allow(clippy::too_many_arguments)]
 fn ipv4_udp(
     src: Ipv4Addr,
     dst: Ipv4Addr,
@@ -279,8 +280,8 @@ fn encapsulates_ipv4_with_the_right_outer_and_inner_fields() {
     assert_eq!(e.src_addr().as_bytes(), &RLOC_MAC);
     let ip = Ipv4Packet::new_checked(e.payload()).unwrap();
     assert!(ip.verify_checksum());
-    assert_eq!(Ipv4Addr::from(ip.src_addr()), OUR_RLOC);
-    assert_eq!(Ipv4Addr::from(ip.dst_addr()), PEER_RLOC);
+    assert_eq!(ip.src_addr(), OUR_RLOC);
+    assert_eq!(ip.dst_addr(), PEER_RLOC);
     assert!(ip.dont_frag());
     assert_eq!(
         ip.hop_limit(),
@@ -721,7 +722,7 @@ fn native_forward_entries_use_the_petr_or_the_gateway() {
     let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
     assert_eq!(ip.hop_limit(), 63);
     assert!(ip.verify_checksum());
-    assert_eq!(Ipv4Addr::from(ip.dst_addr()), Ipv4Addr::new(8, 8, 8, 8));
+    assert_eq!(ip.dst_addr(), Ipv4Addr::new(8, 8, 8, 8));
     // With a PETR configured: encapsulated to it.
     p.petrs = vec!["203.0.113.50".parse().unwrap()];
     let mut r = rig(p);
@@ -848,8 +849,8 @@ fn icmp_errors_written_over_punted_packets() {
     let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
     assert!(ip.verify_checksum());
     assert_eq!(usize::from(ip.total_len()), 576);
-    assert_eq!(Ipv4Addr::from(ip.src_addr()), me);
-    assert_eq!(Ipv4Addr::from(ip.dst_addr()), src);
+    assert_eq!(ip.src_addr(), me);
+    assert_eq!(ip.dst_addr(), src);
     let icmp = Icmpv4Packet::new_checked(ip.payload()).unwrap();
     assert!(icmp.verify_checksum());
     assert_eq!((u8::from(icmp.msg_type()), icmp.msg_code()), (3, 4));

@@ -2,18 +2,24 @@
 //! runs the control loop on the main lcore until SIGINT/SIGTERM (or a set duration), then stops
 //! workers and ports and checks that every mbuf came back.
 
+mod control;
 mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, PortRole};
-use crate::dpdk::{
-    self, DpdkError, Eal, LcoreJoin, Mempool, MempoolConfig, Port, PortConfig, StopFlag,
-};
+use crossbeam::queue::ArrayQueue;
 
-pub use worker::{WorkerCounters, WorkerReport};
+use crate::config::{Config, PortRole, Role};
+use crate::dataplane::{Functions, Pipeline, Plan, PortPlan, Reason, WorkerCounters};
+use crate::dpdk::{
+    self, mbuf_ring, DpdkError, Eal, LcoreJoin, Mempool, MempoolConfig, Port, PortConfig, StopFlag,
+};
+use crate::mapcache::{map_cache, neighbor_table, MapCacheConfig, MapCacheError};
+
+pub use control::ControlStats;
+pub use worker::WorkerReport;
 
 /// Why the appliance could not run.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +39,8 @@ pub enum AppError {
         #[source]
         source: DpdkError,
     },
+    #[error("{0}")]
+    Tables(#[from] MapCacheError),
     #[error("cannot install the {signal} handler: {source}")]
     Signal {
         signal: &'static str,
@@ -55,11 +63,14 @@ pub struct RunReport {
     /// Mbufs still out of the pool after everything stopped (0 is the only good answer).
     pub mbufs_leaked: u32,
     pub mbufs_total: u32,
+    /// What the control core handled.
+    pub control: ControlStats,
 }
 
 // Field order is drop order: workers are joined before the ports they poll are closed.
 struct Running {
     workers: Vec<(LcoreJoin<WorkerReport>, Arc<WorkerCounters>)>,
+    control: control::Control,
     ports: Vec<(String, Port)>,
     stop: StopFlag,
 }
@@ -114,10 +125,11 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, AppError> {
         },
     )?;
     let mbufs_total = pool.size();
-    let report = {
+    let (report, control) = {
         let mut running = start(cfg, &eal, &pool, &stop)?;
-        control_loop(cfg, opts, &stop, &reload, &running);
-        shutdown(&stop, &mut running)
+        control_loop(cfg, opts, &stop, &reload, &mut running);
+        let r = shutdown(&stop, &mut running);
+        (r, running.control.stats.clone())
     };
     // Ports are closed and workers joined: every mbuf must be back.
     let leaked = pool.in_use();
@@ -134,6 +146,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, AppError> {
         workers: report?,
         mbufs_leaked: leaked,
         mbufs_total,
+        control,
     })
 }
 
@@ -163,42 +176,84 @@ fn start(cfg: &Config, eal: &Eal, pool: &Mempool, stop: &StopFlag) -> Result<Run
         }
         ports.push((p.name.clone(), port));
     }
-    let mut running = Running {
-        ports,
-        workers: Vec::new(),
-        stop: stop.clone(),
-    };
+    let plan = Arc::new(plan(cfg, &ports));
+    let readers = cfg.lcores.workers.len().max(1);
+    let cache = map_cache(MapCacheConfig {
+        capacity: cfg.lisp.map_cache_capacity,
+        max_readers: readers,
+        ..MapCacheConfig::default()
+    })?;
+    let neighbors = neighbor_table(NEIGHBORS, readers)?;
+    let worker_count = cfg.lcores.workers.len();
+    // The control core owns the last TX queue of every port.
+    let control_txs: Vec<_> = ports
+        .iter_mut()
+        .map(|(_, p)| {
+            p.take_tx_queue(worker_count as u16)
+                .expect("tx_queues_per_port reserves one for the control core")
+        })
+        .collect();
+    let mut jobs = Vec::new();
+    let mut punt_rings = Vec::new();
+    let mut event_queues = Vec::new();
     for (i, w) in cfg.lcores.workers.iter().enumerate() {
         let lcore = w.lcore.unwrap_or_default();
-        let port_index = running
-            .ports
+        let in_port = ports
             .iter()
             .position(|(n, _)| *n == w.port)
             .expect("validated: every worker names a configured port");
-        let rx = running.ports[port_index]
+        let rx = ports[in_port]
             .1
             .take_rx_queue(w.queue)
             .expect("validated: each (port, queue) has one worker");
-        // Each worker owns TX queue i on every port (the control core owns the last one).
-        let txs: Vec<_> = running
-            .ports
+        // Each worker owns TX queue i on every port.
+        let txs: Vec<_> = ports
             .iter_mut()
             .map(|(_, p)| {
                 p.take_tx_queue(i as u16)
                     .expect("tx_queues_per_port covers every worker")
             })
             .collect();
+        let (producer, consumer) =
+            mbuf_ring(eal, &format!("pxtr_punt_{i}"), cfg.dataplane.punt_ring_size)?;
+        let events = Arc::new(ArrayQueue::new(EVENT_QUEUE));
+        punt_rings.push(consumer);
+        event_queues.push(events.clone());
         let counters = Arc::new(WorkerCounters::default());
-        let job = worker::Worker {
+        jobs.push((
             lcore,
-            rx,
-            txs,
-            counters: counters.clone(),
-            stop: stop.clone(),
-            burst: usize::from(cfg.dataplane.burst),
-            idle: cfg.dataplane.idle,
-            idle_max_sleep: Duration::from_micros(u64::from(cfg.dataplane.idle_max_sleep_us)),
-        };
+            w,
+            worker::Worker {
+                lcore,
+                in_port,
+                rx,
+                txs,
+                pipeline: Pipeline::new(plan.clone(), cache.reader()?, neighbors.reader()?),
+                punts: producer,
+                events,
+                counters,
+                stop: stop.clone(),
+                burst: usize::from(cfg.dataplane.burst),
+                idle: cfg.dataplane.idle,
+                idle_max_sleep: Duration::from_micros(u64::from(cfg.dataplane.idle_max_sleep_us)),
+            },
+        ));
+    }
+    let mut running = Running {
+        control: control::Control::new(
+            plan,
+            cache,
+            neighbors,
+            punt_rings,
+            event_queues,
+            control_txs,
+        ),
+        ports,
+        workers: Vec::new(),
+        stop: stop.clone(),
+    };
+    for (lcore, w, job) in jobs {
+        let counters = job.counters.clone();
         let handle = dpdk::launch(eal, lcore, move || job.run())
             .map_err(|source| AppError::Worker { lcore, source })?;
         tracing::info!(lcore, port = %w.port, queue = w.queue, "worker started");
@@ -213,19 +268,77 @@ fn start(cfg: &Config, eal: &Eal, pool: &Mempool, stop: &StopFlag) -> Result<Run
     Ok(running)
 }
 
+/// Neighbour-table capacity (hosts on the EID subnets and next hops).
+const NEIGHBORS: u32 = 65_536;
+/// Each worker's queue of reports to the control core.
+const EVENT_QUEUE: usize = 4096;
+
+/// The data-plane view of the configuration and the opened ports.
+fn plan(cfg: &Config, ports: &[(String, Port)]) -> Plan {
+    let role = cfg.role();
+    let functions = match role {
+        Role::Pxtr => Functions {
+            itr: true,
+            etr: true,
+            pitr: true,
+            petr: true,
+        },
+        Role::Xtr => Functions {
+            itr: true,
+            etr: true,
+            pitr: false,
+            petr: false,
+        },
+        Role::MsMr => Functions {
+            itr: false,
+            etr: false,
+            pitr: false,
+            petr: false,
+        },
+    };
+    Plan {
+        ports: cfg
+            .ports
+            .iter()
+            .zip(ports)
+            .map(|(p, (_, port))| PortPlan {
+                name: p.name.clone(),
+                role: p.role.unwrap_or(PortRole::Eid),
+                dpdk_port: port.id(),
+                mac: port.info().mac,
+                addresses: p.addresses.clone(),
+                mtu: p.mtu,
+                gateway: p.gateway,
+                iid: p.iid,
+            })
+            .collect(),
+        rlocs: cfg.lisp.rlocs.clone(),
+        petrs: cfg.lisp.petrs.clone(),
+        functions,
+        miss_policy: cfg.dataplane.miss_policy,
+        hold_capacity: cfg.dataplane.hold_packets as usize,
+        hold_timeout_ms: u64::from(cfg.dataplane.hold_timeout_ms),
+        miss_interval_ms: 1000,
+        miss_reports_per_sec: cfg.dataplane.miss_reports_per_sec,
+    }
+}
+
 fn control_loop(
     cfg: &Config,
     opts: &RunOptions,
     stop: &StopFlag,
     reload: &AtomicBool,
-    running: &Running,
+    running: &mut Running,
 ) {
     let started = Instant::now();
     let interval = Duration::from_secs(u64::from(cfg.control.stats_interval_s));
     let mut next_stats = started + interval;
     tracing::info!("running; Ctrl-C or SIGTERM stops");
     while !stop.is_stopped() {
-        std::thread::sleep(Duration::from_millis(20));
+        let now_ms = started.elapsed().as_millis() as u64;
+        if !running.control.poll(now_ms) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let now = Instant::now();
         if opts.duration.is_some_and(|d| now - started >= d) {
             tracing::info!("run duration reached");
@@ -253,14 +366,31 @@ fn control_loop(
 fn log_stats(running: &Running) {
     for (join, c) in &running.workers {
         let s = c.snapshot();
+        let counts: Vec<String> = s
+            .counts
+            .nonzero()
+            .map(|(r, n)| format!("{}={n}", r.name()))
+            .collect();
         tracing::info!(
             lcore = join.lcore(),
-            rx_packets = s.rx_packets,
-            rx_bytes = s.rx_bytes,
             bursts = s.bursts,
+            drops = s.counts.drops(),
+            counts = %counts.join(" "),
             "worker"
         );
     }
+    let cs = &running.control.stats;
+    tracing::info!(
+        punts = cs.punts.0.iter().sum::<u64>(),
+        icmp_sent = cs.icmp_sent,
+        icmp_skipped = cs.icmp_skipped,
+        misses = cs.misses,
+        neighbor_misses = cs.neighbor_misses,
+        unhandled = cs.unhandled,
+        map_cache = running.control.cache.len(),
+        neighbors = running.control.neighbors.len(),
+        "control"
+    );
     for (name, port) in &running.ports {
         if let Ok(s) = port.stats() {
             tracing::info!(port = %name, rx = s.rx_packets, tx = s.tx_packets, rx_missed = s.rx_missed,
@@ -280,8 +410,9 @@ fn shutdown(stop: &StopFlag, running: &mut Running) -> Result<Vec<WorkerReport>,
             Ok(r) => {
                 tracing::info!(
                     lcore,
-                    rx_packets = r.counters.rx_packets,
-                    rx_bytes = r.counters.rx_bytes,
+                    rx = r.counters.counts.get(Reason::Rx),
+                    tx = r.counters.counts.get(Reason::Tx),
+                    drops = r.counters.counts.drops(),
                     "worker stopped"
                 );
                 reports.push(r);

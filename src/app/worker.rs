@@ -1,63 +1,49 @@
-//! The worker lcore loop of this stage: receive bursts, count, free. The encap/decap pipeline
-//! replaces the body (issue #5); the queue ownership, idle policy, counters and stop protocol
-//! are the ones it keeps.
+//! The worker lcore loop: receive a burst, run it through the pipeline, transmit per port,
+//! hand punts and events to the control core, publish counters. Queue ownership: one RX queue,
+//! this worker's TX queue on every port, its own punt ring and event queue.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arrayvec::ArrayVec;
+use crossbeam::queue::ArrayQueue;
 
 use crate::config::IdlePolicy;
-use crate::dpdk::{Mbuf, RxQueue, StopFlag, TxQueue, MAX_BURST};
-
-/// Counters one worker writes and the control core reads. Single writer: plain load + store,
-/// no read-modify-write on the hot path.
-#[derive(Debug, Default)]
-pub struct WorkerCounters {
-    rx_packets: AtomicU64,
-    rx_bytes: AtomicU64,
-    bursts: AtomicU64,
-    idle_sleeps: AtomicU64,
-}
-
-/// A copy of a worker's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CounterSnapshot {
-    pub rx_packets: u64,
-    pub rx_bytes: u64,
-    pub bursts: u64,
-    pub idle_sleeps: u64,
-}
-
-impl WorkerCounters {
-    #[inline(always)]
-    fn add(c: &AtomicU64, n: u64) {
-        c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
-    }
-
-    pub fn snapshot(&self) -> CounterSnapshot {
-        CounterSnapshot {
-            rx_packets: self.rx_packets.load(Ordering::Relaxed),
-            rx_bytes: self.rx_bytes.load(Ordering::Relaxed),
-            bursts: self.bursts.load(Ordering::Relaxed),
-            idle_sleeps: self.idle_sleeps.load(Ordering::Relaxed),
-        }
-    }
-}
+use crate::dataplane::counters::new_histogram;
+use crate::dataplane::{Event, Outputs, Pipeline, Punt, Reason, WorkerCounters, WorkerSnapshot};
+use crate::dpdk::{tsc, tsc_hz, Mbuf, RingProducer, RxQueue, StopFlag, TxQueue, MAX_BURST};
 
 /// What a worker reports when it stops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerReport {
     pub lcore: u32,
-    pub counters: CounterSnapshot,
+    pub counters: WorkerSnapshot,
+}
+
+/// A punt's reason and MTU packed into the mbuf's user tag.
+pub(super) fn punt_tag(p: Punt) -> u32 {
+    p.reason as u32 | u32::from(p.mtu) << 16
+}
+
+/// The inverse of [`punt_tag`].
+pub(super) fn punt_from_tag(tag: u32) -> Option<Punt> {
+    let reason = *Reason::ALL.get((tag & 0xffff) as usize)?;
+    Some(Punt {
+        reason,
+        mtu: (tag >> 16) as u16,
+    })
 }
 
 pub(super) struct Worker {
     pub lcore: u32,
+    /// Plan index of the port this worker receives from.
+    pub in_port: usize,
     pub rx: RxQueue,
-    /// TX queue of this worker on every port, in config order.
+    /// This worker's TX queue on every port, in plan order.
     pub txs: Vec<TxQueue>,
+    pub pipeline: Pipeline<Mbuf>,
+    pub punts: RingProducer,
+    pub events: Arc<ArrayQueue<Event>>,
     pub counters: Arc<WorkerCounters>,
     pub stop: StopFlag,
     pub burst: usize,
@@ -71,35 +57,98 @@ const SPIN_BEFORE_SLEEP: u32 = 256;
 impl Worker {
     pub fn run(mut self) -> WorkerReport {
         let mut burst: ArrayVec<Mbuf, MAX_BURST> = ArrayVec::new();
+        let mut punted: ArrayVec<Mbuf, MAX_BURST> = ArrayVec::new();
+        let mut out: Outputs<Mbuf> = Outputs::new(self.txs.len());
         let burst_size = self.burst.clamp(1, MAX_BURST);
+        let hz = tsc_hz().max(1);
+        let ticks_per_ms = (hz / 1000).max(1);
+        let start = tsc();
+        let mut latency = new_histogram();
+        let mut next_merge = start + hz;
         let mut empty_polls = 0u32;
         let mut sleep = Duration::from_micros(1);
         while !self.stop.is_stopped() {
             let n = self.rx.rx_burst_upto(&mut burst, burst_size);
+            let t0 = tsc();
+            let now_ms = (t0 - start) / ticks_per_ms;
             if n == 0 {
+                if self.pipeline.held() > 0 {
+                    // Held packets are released or expired even while nothing arrives.
+                    self.pipeline
+                        .process(self.in_port, &mut burst, now_ms, &mut out);
+                    self.flush(&mut out, &mut punted);
+                    continue;
+                }
                 empty_polls = empty_polls.saturating_add(1);
                 if self.idle == IdlePolicy::Adaptive && empty_polls > SPIN_BEFORE_SLEEP {
+                    // Asleep, this worker must not hold up reclamation in the tables.
+                    self.pipeline.offline();
                     std::thread::sleep(sleep);
                     sleep = (sleep * 2).min(self.idle_max_sleep);
-                    WorkerCounters::add(&self.counters.idle_sleeps, 1);
+                    self.counters.add_idle_sleep();
                 } else {
                     std::hint::spin_loop();
+                }
+                if t0 >= next_merge {
+                    next_merge = t0 + hz;
+                    self.counters.merge_latency(&mut latency);
                 }
                 continue;
             }
             empty_polls = 0;
             sleep = Duration::from_micros(1);
-            let bytes: u64 = burst.iter().map(|m| u64::from(m.pkt_len())).sum();
-            WorkerCounters::add(&self.counters.rx_packets, n as u64);
-            WorkerCounters::add(&self.counters.rx_bytes, bytes);
-            WorkerCounters::add(&self.counters.bursts, 1);
-            // No forwarding yet: the packets go back to the pool.
-            burst.clear();
+            self.pipeline
+                .process(self.in_port, &mut burst, now_ms, &mut out);
+            self.flush(&mut out, &mut punted);
+            let t1 = tsc();
+            let ns = (t1 - t0).saturating_mul(1_000_000_000) / hz;
+            // Out of range (a preempted lcore): clamp to the histogram's top.
+            let _ = latency.record(ns.clamp(1, 1_000_000_000));
+            if t1 >= next_merge {
+                next_merge = t1 + hz;
+                self.counters.merge_latency(&mut latency);
+            }
         }
+        self.counters.merge_latency(&mut latency);
+        self.pipeline.offline();
         drop(self.txs);
         WorkerReport {
             lcore: self.lcore,
             counters: self.counters.snapshot(),
         }
+    }
+
+    /// Sends what the pipeline produced, hands punts and events over, publishes the counts.
+    fn flush(&mut self, out: &mut Outputs<Mbuf>, punted: &mut ArrayVec<Mbuf, MAX_BURST>) {
+        let mut c = self.pipeline.take_counts();
+        for (tx, q) in out.tx.iter_mut().zip(self.txs.iter_mut()) {
+            if tx.is_empty() {
+                continue;
+            }
+            let bytes: u64 = tx.iter().map(|m| u64::from(m.data_len())).sum();
+            let r = q.tx_burst_or_free(tx);
+            c.add(Reason::Tx, r.sent as u64);
+            c.add(Reason::DropTxFull, r.dropped as u64);
+            if r.dropped == 0 {
+                c.add(Reason::TxBytes, bytes);
+            }
+        }
+        if !out.punts.is_empty() {
+            for (p, mut m) in out.punts.drain(..) {
+                m.set_user_tag(punt_tag(p));
+                punted.push(m);
+            }
+            self.punts.enqueue_burst(punted);
+            // A full ring: the rest is dropped (and counted), the worker never waits.
+            c.add(Reason::DropPuntRingFull, punted.len() as u64);
+            punted.clear();
+        }
+        for e in out.events.drain(..) {
+            if self.events.push(e).is_err() {
+                c.inc(Reason::EventsLost);
+            }
+        }
+        self.counters.publish(&c);
+        self.counters.add_bursts(1);
     }
 }

@@ -184,8 +184,11 @@ pub struct PortSection {
     pub promiscuous: Option<bool>,
     /// The appliance's own IPv4 and/or IPv6 address on this port, with prefix length.
     pub addresses: Vec<IpNet>,
-    /// Next hop toward the underlay (rloc ports).
+    /// Next hop for destinations off this port's subnets: the underlay router (rloc ports),
+    /// or the enterprise gateway toward routed sites (eid ports).
     pub gateway: Option<IpAddr>,
+    /// Instance-ID of the EID traffic on this port (eid ports; 24 bits).
+    pub iid: u32,
 }
 
 impl Default for PortSection {
@@ -201,6 +204,7 @@ impl Default for PortSection {
             promiscuous: None,
             addresses: Vec::new(),
             gateway: None,
+            iid: 0,
         }
     }
 }
@@ -292,6 +296,13 @@ pub struct Dataplane {
     /// Size of each worker's punt ring to the control core.
     pub punt_ring_size: u32,
     pub miss_policy: MissPolicy,
+    /// Packets each worker holds while their destinations are resolved (miss_policy queue).
+    pub hold_packets: u32,
+    /// How long a held packet waits for its mapping before it is dropped, in milliseconds.
+    pub hold_timeout_ms: u32,
+    /// Most map-cache miss reports (each a Map-Request) per second per worker; a destination
+    /// is reported at most once a second (RFC 9301 section 5.3).
+    pub miss_reports_per_sec: u32,
 }
 
 impl Default for Dataplane {
@@ -302,6 +313,9 @@ impl Default for Dataplane {
             idle_max_sleep_us: 100,
             punt_ring_size: 1024,
             miss_policy: MissPolicy::Drop,
+            hold_packets: 256,
+            hold_timeout_ms: 1000,
+            miss_reports_per_sec: 100,
         }
     }
 }

@@ -283,6 +283,7 @@ fn check_ports(c: &mut Checker, cfg: &Config, role: Option<Role>) {
             "transmit descriptors",
         );
         c.range(&at("mtu"), p.mtu, 576, 9600, "MTU");
+        c.iid(&at("iid"), p.iid);
         let mut v4 = 0;
         let mut v6 = 0;
         for (j, a) in p.addresses.iter().enumerate() {
@@ -478,6 +479,27 @@ fn check_dataplane(c: &mut Checker, cfg: &Config) {
         64,
         65536,
         "the punt ring size",
+    );
+    c.range(
+        "dataplane.hold_packets",
+        d.hold_packets,
+        1,
+        65536,
+        "packets held per worker",
+    );
+    c.range(
+        "dataplane.hold_timeout_ms",
+        d.hold_timeout_ms,
+        1,
+        60_000,
+        "the hold timeout",
+    );
+    c.range(
+        "dataplane.miss_reports_per_sec",
+        d.miss_reports_per_sec,
+        1,
+        100_000,
+        "miss reports per second",
     );
 }
 

@@ -75,6 +75,8 @@ reasons! {
     Held = "held",
     /// Held packets sent after their mapping arrived.
     HeldReleased = "held_released",
+    /// Reports to the control core lost because its event queue was full.
+    EventsLost = "events_lost",
     /// Frames not addressed to us (promiscuous port) or to a destination we do not serve.
     DropNotForUs = "drop_not_for_us",
     /// Frames too short or with inconsistent IP headers.

@@ -159,6 +159,23 @@ impl Mbuf {
         }
     }
 
+    /// Stores a 32-bit tag for the next owner (a punted packet's reason, for the control
+    /// core) in the mbuf's user field. It shares space with the RSS hash, which is forgotten.
+    #[inline(always)]
+    pub fn set_user_tag(&mut self, tag: u32) {
+        let m = self.raw_mut();
+        m.ol_flags &= !u64::from(sys::RTE_MBUF_F_RX_RSS_HASH);
+        m.__bindgen_anon_2.hash.usr = tag;
+    }
+
+    /// The tag of [`Mbuf::set_user_tag`] (meaningless on an mbuf nobody tagged).
+    #[inline(always)]
+    pub fn user_tag(&self) -> u32 {
+        // SAFETY: every member of the hash union is plain integers; reading `usr` reads the
+        // 32 bits whatever member wrote them.
+        unsafe { self.raw().__bindgen_anon_2.hash.usr }
+    }
+
     /// Offload flags (`RTE_MBUF_F_*`): RX results or TX requests.
     #[inline(always)]
     pub fn ol_flags(&self) -> u64 {
