@@ -201,17 +201,26 @@ fn lcore_launch_join_and_stop() {
     let stop = StopFlag::new();
     let s2 = stop.clone();
     let p2 = pool.clone();
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let progress2 = progress.clone();
     let job = dpdk::launch(&env.eal, 1, move || {
         let mut loops = 0u64;
         while !s2.is_stopped() {
             // Allocate and free on the worker lcore (uses that lcore's mempool cache).
             drop(p2.alloc());
             loops += 1;
+            progress2.store(loops, std::sync::atomic::Ordering::Relaxed);
             std::hint::spin_loop();
         }
         loops
     })
     .expect("launch on lcore 1");
+    // Stop only once the job has run (the lcore may start late on a busy machine).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while progress.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the job never ran");
+        std::thread::yield_now();
+    }
     assert_eq!(job.lcore(), 1);
     assert!(
         dpdk::launch(&env.eal, 1, || ()).is_err(),

@@ -3,7 +3,7 @@
 //! workers and ports and checks that every mbuf came back.
 
 mod control;
-mod worker;
+pub mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

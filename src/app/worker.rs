@@ -21,12 +21,12 @@ pub struct WorkerReport {
 }
 
 /// A punt's reason and MTU packed into the mbuf's user tag.
-pub(super) fn punt_tag(p: Punt) -> u32 {
+pub(crate) fn punt_tag(p: Punt) -> u32 {
     p.reason as u32 | u32::from(p.mtu) << 16
 }
 
 /// The inverse of [`punt_tag`].
-pub(super) fn punt_from_tag(tag: u32) -> Option<Punt> {
+pub(crate) fn punt_from_tag(tag: u32) -> Option<Punt> {
     let reason = *Reason::ALL.get((tag & 0xffff) as usize)?;
     Some(Punt {
         reason,
@@ -34,7 +34,8 @@ pub(super) fn punt_from_tag(tag: u32) -> Option<Punt> {
     })
 }
 
-pub(super) struct Worker {
+/// One worker lcore's job (public for the data-plane benchmark, which runs it on real ports).
+pub struct Worker {
     pub lcore: u32,
     /// Plan index of the port this worker receives from.
     pub in_port: usize,

@@ -103,16 +103,25 @@ impl Mbuf {
     }
 
     /// Grows the packet by `len` bytes at the front and returns them, or `None` (packet
-    /// unchanged) when the headroom is too small.
+    /// unchanged) when the headroom is too small. (`rte_pktmbuf_prepend` in Rust: the
+    /// fast path calls it per packet.)
     #[inline(always)]
     pub fn prepend(&mut self, len: u16) -> Option<&mut [u8]> {
-        // SAFETY: valid owned mbuf; DPDK checks the headroom and returns NULL if short.
-        let p = unsafe { sys::rte_pktmbuf_prepend(self.0.as_ptr(), len) };
-        if p.is_null() {
+        let m = self.raw_mut();
+        if len > m.data_off {
             return None;
         }
-        // SAFETY: p points at `len` bytes DPDK just made part of the first segment.
-        Some(unsafe { std::slice::from_raw_parts_mut(p as *mut u8, usize::from(len)) })
+        m.data_off -= len;
+        m.data_len += len;
+        m.pkt_len += u32::from(len);
+        // SAFETY: the first `len` bytes now start at the new data_off, inside the buffer's
+        // headroom (checked above), owned by this mbuf.
+        Some(unsafe {
+            std::slice::from_raw_parts_mut(
+                (m.buf_addr as *mut u8).add(usize::from(m.data_off)),
+                usize::from(len),
+            )
+        })
     }
 
     /// Grows the packet by `len` bytes at the end of the last segment and returns them, or
@@ -132,17 +141,32 @@ impl Mbuf {
     }
 
     /// Removes `len` bytes from the front of the packet. False (unchanged) if the first segment
-    /// is shorter than `len`.
+    /// is shorter than `len`. (`rte_pktmbuf_adj` in Rust.)
     #[inline(always)]
     pub fn adj(&mut self, len: u16) -> bool {
-        // SAFETY: valid owned mbuf; DPDK checks the length.
-        !unsafe { sys::rte_pktmbuf_adj(self.0.as_ptr(), len) }.is_null()
+        let m = self.raw_mut();
+        if len > m.data_len {
+            return false;
+        }
+        m.data_off += len;
+        m.data_len -= len;
+        m.pkt_len -= u32::from(len);
+        true
     }
 
     /// Removes `len` bytes from the end of the packet. False (unchanged) if the last segment is
     /// shorter than `len`.
     #[inline(always)]
     pub fn trim(&mut self, len: u16) -> bool {
+        if self.is_contiguous() {
+            let m = self.raw_mut();
+            if len > m.data_len {
+                return false;
+            }
+            m.data_len -= len;
+            m.pkt_len -= u32::from(len);
+            return true;
+        }
         // SAFETY: valid owned mbuf; DPDK checks the length.
         unsafe { sys::rte_pktmbuf_trim(self.0.as_ptr(), len) == 0 }
     }
