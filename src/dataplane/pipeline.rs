@@ -93,40 +93,6 @@ impl Plan {
     fn on_link(&self, port: usize, ip: IpAddr) -> bool {
         self.ports[port].addresses.iter().any(|n| n.contains(&ip))
     }
-
-    /// The RLOC port toward `ip`: the one it is on-link with, else the first with a gateway
-    /// of the family, and the next hop to resolve.
-    fn rloc_route(&self, ip: IpAddr) -> Option<(usize, IpAddr)> {
-        let rloc_ports = || {
-            self.ports
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| p.role == PortRole::Rloc)
-        };
-        if let Some((i, _)) = rloc_ports().find(|(i, _)| self.on_link(*i, ip)) {
-            return Some((i, ip));
-        }
-        rloc_ports().find_map(|(i, p)| {
-            p.gateway
-                .filter(|g| g.is_ipv6() == ip.is_ipv6())
-                .map(|g| (i, g))
-        })
-    }
-}
-
-impl LocalAddresses for Plan {
-    #[inline]
-    fn is_local(&self, ip: IpAddr) -> bool {
-        self.rlocs.contains(&ip)
-            || self
-                .ports
-                .iter()
-                .any(|p| p.addresses.iter().any(|n| n.addr() == ip))
-    }
-    #[inline]
-    fn is_rloc(&self, ip: IpAddr) -> bool {
-        self.rlocs.contains(&ip)
-    }
 }
 
 /// Why a frame goes to the control core, and what it needs to answer it.
@@ -136,6 +102,121 @@ pub struct Punt {
     /// For [`Reason::PuntTooBig`]: the largest inner packet that fits (the MTU to announce in
     /// ICMP Fragmentation Needed / Packet Too Big); 0 otherwise.
     pub mtu: u16,
+}
+
+/// The plan's addresses and routes in the form the per-packet path reads: integers in small
+/// arrays instead of `IpAddr` and `IpNet` behind vectors of ports.
+struct Fast {
+    local_v4: Vec<u32>,
+    local_v6: Vec<u128>,
+    rloc_v4: Vec<u32>,
+    rloc_v6: Vec<u128>,
+    /// Our first RLOC of each family (outer source address).
+    src_v4: Option<u32>,
+    src_v6: Option<u128>,
+    /// RLOC-port subnets: (network, mask, port).
+    onlink_v4: Vec<(u32, u32, usize)>,
+    onlink_v6: Vec<(u128, u128, usize)>,
+    /// The first RLOC port with a gateway of each family.
+    gw_v4: Option<(usize, IpAddr)>,
+    gw_v6: Option<(usize, IpAddr)>,
+}
+
+impl Fast {
+    fn new(plan: &Plan) -> Self {
+        let mut f = Fast {
+            local_v4: Vec::new(),
+            local_v6: Vec::new(),
+            rloc_v4: Vec::new(),
+            rloc_v6: Vec::new(),
+            src_v4: None,
+            src_v6: None,
+            onlink_v4: Vec::new(),
+            onlink_v6: Vec::new(),
+            gw_v4: None,
+            gw_v6: None,
+        };
+        for r in &plan.rlocs {
+            match r {
+                IpAddr::V4(a) => {
+                    f.rloc_v4.push(u32::from(*a));
+                    f.local_v4.push(u32::from(*a));
+                    f.src_v4.get_or_insert(u32::from(*a));
+                }
+                IpAddr::V6(a) => {
+                    f.rloc_v6.push(u128::from(*a));
+                    f.local_v6.push(u128::from(*a));
+                    f.src_v6.get_or_insert(u128::from(*a));
+                }
+            }
+        }
+        for (i, p) in plan.ports.iter().enumerate() {
+            for n in &p.addresses {
+                match n {
+                    IpNet::V4(n) => {
+                        f.local_v4.push(u32::from(n.addr()));
+                        if p.role == PortRole::Rloc {
+                            f.onlink_v4
+                                .push((u32::from(n.network()), u32::from(n.netmask()), i));
+                        }
+                    }
+                    IpNet::V6(n) => {
+                        f.local_v6.push(u128::from(n.addr()));
+                        if p.role == PortRole::Rloc {
+                            f.onlink_v6
+                                .push((u128::from(n.network()), u128::from(n.netmask()), i));
+                        }
+                    }
+                }
+            }
+            if p.role == PortRole::Rloc {
+                match p.gateway {
+                    Some(g @ IpAddr::V4(_)) if f.gw_v4.is_none() => f.gw_v4 = Some((i, g)),
+                    Some(g @ IpAddr::V6(_)) if f.gw_v6.is_none() => f.gw_v6 = Some((i, g)),
+                    _ => {}
+                }
+            }
+        }
+        f
+    }
+
+    /// [`Plan::rloc_route`] on the precomputed tables.
+    #[inline]
+    fn rloc_route(&self, ip: IpAddr) -> Option<(usize, IpAddr)> {
+        match ip {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                match self.onlink_v4.iter().find(|(n, m, _)| a & m == *n) {
+                    Some((_, _, p)) => Some((*p, ip)),
+                    None => self.gw_v4,
+                }
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                match self.onlink_v6.iter().find(|(n, m, _)| a & m == *n) {
+                    Some((_, _, p)) => Some((*p, ip)),
+                    None => self.gw_v6,
+                }
+            }
+        }
+    }
+}
+
+impl LocalAddresses for Fast {
+    #[inline]
+    fn is_local(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => self.local_v4.contains(&u32::from(a)),
+            IpAddr::V6(a) => self.local_v6.contains(&u128::from(a)),
+        }
+    }
+    #[inline]
+    fn is_rloc(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => self.rloc_v4.contains(&u32::from(a)),
+            IpAddr::V6(a) => self.rloc_v6.contains(&u128::from(a)),
+        }
+    }
 }
 
 /// What a worker tells the control core.
@@ -235,6 +316,7 @@ impl Limiter {
 /// One worker's pipeline.
 pub struct Pipeline<B> {
     plan: Arc<Plan>,
+    fast: Arc<Fast>,
     views: Vec<PortView>,
     cache: MapCacheReader,
     neighbors: NeighborReader,
@@ -245,6 +327,7 @@ pub struct Pipeline<B> {
 /// snapshots).
 struct State<B> {
     plan: Arc<Plan>,
+    fast: Arc<Fast>,
     ipv4_id: u16,
     limiter: Limiter,
     hold: Vec<Held<B>>,
@@ -279,10 +362,12 @@ impl<B: PacketBuf> Pipeline<B> {
                 next_hold_check: 0,
                 counts: Counts::default(),
                 plan: Arc::clone(&plan),
+                fast: Arc::new(Fast::new(&plan)),
             },
             views,
             cache,
             neighbors,
+            fast: Arc::new(Fast::new(&plan)),
             plan,
         }
     }
@@ -342,7 +427,7 @@ impl<B: PacketBuf> Pipeline<B> {
                 self.st.counts.inc(Reason::DropChained);
                 continue;
             }
-            match classify(pkt.data(), &view, &*plan) {
+            match classify(pkt.data(), &view, &*self.fast) {
                 Class::Forward(info) => {
                     if info.ttl <= 1 {
                         self.st.counts.inc(Reason::PuntTtlExpired);
@@ -353,6 +438,7 @@ impl<B: PacketBuf> Pipeline<B> {
                 }
                 Class::Decap => decap(
                     &plan,
+                    &self.fast,
                     pkt,
                     &neighbors,
                     &mut gw,
@@ -375,6 +461,7 @@ impl<B: PacketBuf> Pipeline<B> {
             for ((pkt, info), r) in fwd.drain(..).zip(res) {
                 let mut ctx = Ctx {
                     plan: &plan,
+                    fast: &self.fast,
                     neighbors: &neighbors,
                     gw: &mut gw,
                     limiter: &mut self.st.limiter,
@@ -441,6 +528,7 @@ impl<B: PacketBuf> State<B> {
         out: &mut Outputs<B>,
     ) {
         let plan = Arc::clone(&self.plan);
+        let fast = Arc::clone(&self.fast);
         let mut i = 0;
         let mut released = 0;
         while i < self.hold.len() {
@@ -465,6 +553,7 @@ impl<B: PacketBuf> State<B> {
             self.counts.inc(Reason::HeldReleased);
             let mut ctx = Ctx {
                 plan: &plan,
+                fast: &fast,
                 neighbors,
                 gw,
                 limiter: &mut self.limiter,
@@ -535,6 +624,7 @@ fn resolve<B>(
 
 struct Ctx<'a, 'b> {
     plan: &'a Plan,
+    fast: &'a Fast,
     neighbors: &'a NeighborSnapshot<'b>,
     gw: &'a mut GatewayCache,
     limiter: &'a mut Limiter,
@@ -625,7 +715,7 @@ impl Ctx<'_, '_> {
             self.counts.inc(Reason::DropNoSourceRloc);
             return;
         };
-        let Some((port, nh)) = self.plan.rloc_route(rloc) else {
+        let Some((port, nh)) = self.fast.rloc_route(rloc) else {
             self.counts.inc(Reason::DropNoRoute);
             return;
         };
@@ -640,6 +730,32 @@ impl Ctx<'_, '_> {
         };
         let flow_hash = pkt.rss_hash().unwrap_or(info.flow_hash);
         *self.ipv4_id = self.ipv4_id.wrapping_add(1);
+        if let (IpAddr::V4(dst), Some(src)) = (rloc, self.fast.src_v4) {
+            // The common case, IPv4 underlay: headers written directly (the general path below
+            // also handles IPv6 outer headers and their UDP checksum).
+            if !pkt.adj(ETH_LEN) {
+                self.counts.inc(Reason::DropMalformed);
+                return;
+            }
+            let Some(frame) = pkt.prepend(ETH_LEN + hl) else {
+                self.counts.inc(Reason::DropNoHeadroom);
+                return;
+            };
+            encap_v4(
+                frame,
+                &info,
+                src,
+                u32::from(dst),
+                encap::source_port(flow_hash),
+                *self.ipv4_id,
+                iid,
+            );
+            write_eth(frame, mac, self.plan.ports[port].mac, ETHERTYPE_IPV4);
+            pkt.truncate(ETH_LEN + hl + info.ip_len);
+            self.counts.inc(Reason::Encap);
+            self.send(port, pkt, out);
+            return;
+        }
         let params = EncapParams {
             outer,
             flow_hash,
@@ -683,7 +799,7 @@ impl Ctx<'_, '_> {
 
     /// Native forwarding toward the RLOC-side gateway (negative entry native-forward, no PETR).
     fn native<B: PacketBuf>(&mut self, mut pkt: B, info: IpInfo, out: &mut Outputs<B>) {
-        let Some((port, nh)) = self.plan.rloc_route(info.dst) else {
+        let Some((port, nh)) = self.fast.rloc_route(info.dst) else {
             self.counts.inc(Reason::DropNoRoute);
             return;
         };
@@ -716,6 +832,7 @@ impl Ctx<'_, '_> {
 #[allow(clippy::too_many_arguments)]
 fn decap<B: PacketBuf>(
     plan: &Plan,
+    fast: &Fast,
     mut pkt: B,
     neighbors: &NeighborSnapshot<'_>,
     gw: &mut GatewayCache,
@@ -757,6 +874,7 @@ fn decap<B: PacketBuf>(
     // an EID port of the instance (routed enterprise sites), else (PETR) the RLOC side.
     let mut ctx = Ctx {
         plan,
+        fast,
         neighbors,
         gw,
         limiter,
@@ -785,7 +903,7 @@ fn decap<B: PacketBuf>(
             }) {
                 Some((i, g))
             } else if plan.functions.petr {
-                plan.rloc_route(dst)
+                fast.rloc_route(dst)
             } else {
                 None
             };
@@ -825,6 +943,49 @@ fn decap<B: PacketBuf>(
     write_eth(frame, mac, plan.ports[port].mac, ethertype);
     ctx.counts.inc(Reason::Decap);
     ctx.send(port, pkt, out);
+}
+
+/// Writes outer IPv4 + UDP + LISP headers (instance-ID `iid`) in front of the inner IP
+/// packet at `frame[ETH_LEN + 36..]`, which `info` describes (validated by classify, TTL > 1):
+/// the inner TTL is decremented and copied out, DSCP and ECN are copied (RFC 6040 normal
+/// mode), DF is set, the UDP checksum is zero (RFC 9300 5.3). Same bytes as
+/// [`encap::encapsulate`] with a data header carrying only the instance-ID.
+#[inline(always)]
+fn encap_v4(frame: &mut [u8], info: &IpInfo, src: u32, dst: u32, sport: u16, id: u16, iid: u32) {
+    let (hdr, inner) = frame[ETH_LEN..].split_at_mut(encap::OUTER_V4_LEN);
+    let (tos, ttl) = if info.dst.is_ipv6() {
+        inner[7] -= 1;
+        ((inner[0] << 4) | (inner[1] >> 4), inner[7])
+    } else {
+        decrement_ttl(inner);
+        (inner[1], inner[8])
+    };
+    let total = (encap::OUTER_V4_LEN + info.ip_len) as u16;
+    let h = &mut hdr[..20];
+    h[0] = 0x45;
+    h[1] = tos;
+    h[2..4].copy_from_slice(&total.to_be_bytes());
+    h[4..6].copy_from_slice(&id.to_be_bytes());
+    h[6] = 0x40;
+    h[7] = 0;
+    h[8] = ttl;
+    h[9] = 17;
+    h[10] = 0;
+    h[11] = 0;
+    h[12..16].copy_from_slice(&src.to_be_bytes());
+    h[16..20].copy_from_slice(&dst.to_be_bytes());
+    let c = crate::wire::checksum::checksum(h);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    let u = &mut hdr[20..];
+    u[0..2].copy_from_slice(&sport.to_be_bytes());
+    u[2..4].copy_from_slice(&crate::wire::LISP_DATA_PORT.to_be_bytes());
+    u[4..6].copy_from_slice(&(total - 20).to_be_bytes());
+    u[6] = 0;
+    u[7] = 0;
+    // LISP data header: I bit, no nonce, the instance-ID and zero LSBs.
+    let w = (iid & 0x00ff_ffff) << 8;
+    u[8..12].copy_from_slice(&[0x08, 0, 0, 0]);
+    u[12..16].copy_from_slice(&w.to_be_bytes());
 }
 
 #[inline(always)]
