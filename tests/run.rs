@@ -37,6 +37,11 @@ fn run_for_a_duration_receives_and_returns_every_mbuf() {
         .and_then(|v| v.parse().ok())
         .expect("packet count");
     assert!(n > 0, "{line}");
+    // The pipeline accounts for every one: net_null's all-zero frames are not for us.
+    assert!(
+        stdout.contains(&format!("drop_not_for_us={n}")),
+        "every frame counted as not for us: {stdout}"
+    );
     assert!(stderr.contains("port started"), "{stderr}");
     assert!(stderr.contains("all mbufs back in the pool"), "{stderr}");
 }

@@ -415,6 +415,7 @@ impl<B: PacketBuf> Pipeline<B> {
         };
         let iid = plan.ports[in_port].iid;
         let mut fwd: ArrayVec<(B, IpInfo), MAX_BURST> = ArrayVec::new();
+        let mut dec: ArrayVec<Decapped<B>, MAX_BURST> = ArrayVec::new();
         let mut gw = GatewayCache {
             ip: None,
             mac: None,
@@ -436,22 +437,49 @@ impl<B: PacketBuf> Pipeline<B> {
                         fwd.push((pkt, info));
                     }
                 }
-                Class::Decap => decap(
-                    &plan,
-                    &self.fast,
-                    pkt,
-                    &neighbors,
-                    &mut gw,
-                    &mut self.st.limiter,
-                    now_ms,
-                    out,
-                    &mut self.st.counts,
-                ),
+                Class::Decap => {
+                    if let Some(d) = decap_strip(&plan, pkt, &mut self.st.counts) {
+                        dec.push(d);
+                    }
+                }
                 Class::Punt(r) => {
                     self.st.counts.inc(r);
                     punt(out, r, pkt, &mut self.st.counts);
                 }
                 Class::Drop(r) => self.st.counts.inc(r),
+            }
+        }
+        if !dec.is_empty() {
+            // The burst's next hops in one batch (IPv4; IPv6 one by one), so the lookups'
+            // cache misses overlap.
+            let mut v4: ArrayVec<u32, MAX_BURST> = ArrayVec::new();
+            for d in &dec {
+                if let IpAddr::V4(a) = d.dst {
+                    v4.push(u32::from(a));
+                }
+            }
+            let mut n4 = [None; MAX_BURST];
+            neighbors.lookup_v4_batch(&v4, &mut n4[..v4.len()]);
+            let mut i4 = 0;
+            let mut ctx = Ctx {
+                plan: &plan,
+                fast: &self.fast,
+                neighbors: &neighbors,
+                gw: &mut gw,
+                limiter: &mut self.st.limiter,
+                ipv4_id: &mut self.st.ipv4_id,
+                counts: &mut self.st.counts,
+                now_ms,
+            };
+            for d in dec.drain(..) {
+                let n = match d.dst {
+                    IpAddr::V4(_) => {
+                        i4 += 1;
+                        n4[i4 - 1]
+                    }
+                    IpAddr::V6(_) => neighbors.lookup(d.dst),
+                };
+                ctx.deliver(d, n, out);
             }
         }
         let cache = self.cache.snapshot();
@@ -828,28 +856,26 @@ impl Ctx<'_, '_> {
     }
 }
 
-/// Decapsulates a LISP data frame to one of our RLOCs and sends the inner packet on.
-#[allow(clippy::too_many_arguments)]
-fn decap<B: PacketBuf>(
-    plan: &Plan,
-    fast: &Fast,
-    mut pkt: B,
-    neighbors: &NeighborSnapshot<'_>,
-    gw: &mut GatewayCache,
-    limiter: &mut Limiter,
-    now_ms: u64,
-    out: &mut Outputs<B>,
-    counts: &mut Counts,
-) {
+/// A decapsulated packet waiting for its next hop: the frame holds 14 bytes of room for the
+/// Ethernet header in front of the inner packet.
+struct Decapped<B> {
+    pkt: B,
+    dst: IpAddr,
+    iid: u32,
+}
+
+/// Validates a LISP data frame to one of our RLOCs and strips its outer headers, leaving room
+/// for an Ethernet header. `None`: dropped (and counted).
+fn decap_strip<B: PacketBuf>(plan: &Plan, mut pkt: B, counts: &mut Counts) -> Option<Decapped<B>> {
     if !plan.functions.etr && !plan.functions.petr {
         counts.inc(Reason::DropRole);
-        return;
+        return None;
     }
     let d = match encap::decapsulate(&mut pkt.data_mut()[ETH_LEN..], true) {
         Ok(d) => d,
         Err(_) => {
             counts.inc(Reason::DropDecapInvalid);
-            return;
+            return None;
         }
     };
     let iid = d.header.iid.unwrap_or(0);
@@ -859,7 +885,7 @@ fn decap<B: PacketBuf>(
         .any(|p| p.role == PortRole::Eid && p.iid == iid)
     {
         counts.inc(Reason::DropUnknownIid);
-        return;
+        return None;
     }
     let inner_at = ETH_LEN + d.inner_offset;
     let inner = &pkt.data()[inner_at..inner_at + d.inner_len];
@@ -870,79 +896,81 @@ fn decap<B: PacketBuf>(
         a.copy_from_slice(&inner[24..40]);
         IpAddr::V6(Ipv6Addr::from(a))
     };
-    // The next hop: a known neighbour; else, on an EID subnet, ask for it; else the gateway of
-    // an EID port of the instance (routed enterprise sites), else (PETR) the RLOC side.
-    let mut ctx = Ctx {
-        plan,
-        fast,
-        neighbors,
-        gw,
-        limiter,
-        ipv4_id: &mut 0,
-        counts,
-        now_ms,
-    };
-    let (port, mac) = match neighbors
-        .lookup(dst)
-        .and_then(|n| plan.index_of_dpdk_port(n.port).map(|i| (i, n.mac)))
-    {
-        Some(x) => x,
-        None => {
-            let eid_ports = || {
-                plan.ports
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| p.role == PortRole::Eid && p.iid == iid)
-            };
-            let hop = if let Some((i, _)) = eid_ports().find(|(i, _)| plan.on_link(*i, dst)) {
-                Some((i, dst))
-            } else if let Some((i, g)) = eid_ports().find_map(|(i, p)| {
-                p.gateway
-                    .filter(|g| g.is_ipv6() == dst.is_ipv6())
-                    .map(|g| (i, g))
-            }) {
-                Some((i, g))
-            } else if plan.functions.petr {
-                fast.rloc_route(dst)
-            } else {
-                None
-            };
-            let Some((port, nh)) = hop else {
-                ctx.counts.inc(Reason::DropNoRoute);
-                return;
-            };
-            if nh == dst {
-                // On-link host without a neighbour entry: ask for it, drop this one.
-                ctx.counts.inc(Reason::DropNoNeighbor);
-                if ctx.limiter.allow(Limiter::key(1, port as u32, dst), now_ms) {
-                    let _ = out.events.try_push(Event::NeighborMiss { port, ip: dst });
-                }
-                return;
-            }
-            match ctx.next_hop_mac(port, nh, &mut out.events) {
-                Some(m) => (port, m),
-                None => return,
-            }
-        }
-    };
-    let version = d.inner_version;
-    if !pkt.adj(inner_at) {
-        ctx.counts.inc(Reason::DropMalformed);
-        return;
+    // Keep ETH_LEN bytes in front of the inner packet for its new Ethernet header.
+    if !pkt.adj(inner_at - ETH_LEN) {
+        counts.inc(Reason::DropMalformed);
+        return None;
     }
-    pkt.truncate(d.inner_len);
-    let Some(frame) = pkt.prepend(ETH_LEN) else {
-        ctx.counts.inc(Reason::DropNoHeadroom);
-        return;
-    };
-    let ethertype = if version == 6 {
-        ETHERTYPE_IPV6
-    } else {
-        ETHERTYPE_IPV4
-    };
-    write_eth(frame, mac, plan.ports[port].mac, ethertype);
-    ctx.counts.inc(Reason::Decap);
-    ctx.send(port, pkt, out);
+    pkt.truncate(ETH_LEN + d.inner_len);
+    Some(Decapped { pkt, dst, iid })
+}
+
+impl Ctx<'_, '_> {
+    /// Sends a decapsulated packet on: to its neighbour (`neighbor`, looked up for the burst);
+    /// else, on an EID subnet, asks for the host's MAC and drops; else to the gateway of an EID
+    /// port of the instance (routed enterprise sites), else (PETR) out of the RLOC side.
+    fn deliver<B: PacketBuf>(
+        &mut self,
+        d: Decapped<B>,
+        neighbor: Option<crate::mapcache::Neighbor>,
+        out: &mut Outputs<B>,
+    ) {
+        let Decapped { mut pkt, dst, iid } = d;
+        let plan = self.plan;
+        let (port, mac) = match neighbor
+            .and_then(|n| plan.index_of_dpdk_port(n.port).map(|i| (i, n.mac)))
+        {
+            Some(x) => x,
+            None => {
+                let eid_ports = || {
+                    plan.ports
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, p)| p.role == PortRole::Eid && p.iid == iid)
+                };
+                let hop = if let Some((i, _)) = eid_ports().find(|(i, _)| plan.on_link(*i, dst)) {
+                    Some((i, dst))
+                } else if let Some((i, g)) = eid_ports().find_map(|(i, p)| {
+                    p.gateway
+                        .filter(|g| g.is_ipv6() == dst.is_ipv6())
+                        .map(|g| (i, g))
+                }) {
+                    Some((i, g))
+                } else if plan.functions.petr {
+                    self.fast.rloc_route(dst)
+                } else {
+                    None
+                };
+                let Some((port, nh)) = hop else {
+                    self.counts.inc(Reason::DropNoRoute);
+                    return;
+                };
+                if nh == dst {
+                    // On-link host without a neighbour entry: ask for it, drop this one.
+                    self.counts.inc(Reason::DropNoNeighbor);
+                    if self
+                        .limiter
+                        .allow(Limiter::key(1, port as u32, dst), self.now_ms)
+                    {
+                        let _ = out.events.try_push(Event::NeighborMiss { port, ip: dst });
+                    }
+                    return;
+                }
+                match self.next_hop_mac(port, nh, &mut out.events) {
+                    Some(m) => (port, m),
+                    None => return,
+                }
+            }
+        };
+        let ethertype = if dst.is_ipv6() {
+            ETHERTYPE_IPV6
+        } else {
+            ETHERTYPE_IPV4
+        };
+        write_eth(pkt.data_mut(), mac, plan.ports[port].mac, ethertype);
+        self.counts.inc(Reason::Decap);
+        self.send(port, pkt, out);
+    }
 }
 
 /// Writes outer IPv4 + UDP + LISP headers (instance-ID `iid`) in front of the inner IP
@@ -961,21 +989,29 @@ fn encap_v4(frame: &mut [u8], info: &IpInfo, src: u32, dst: u32, sport: u16, id:
         (inner[1], inner[8])
     };
     let total = (encap::OUTER_V4_LEN + info.ip_len) as u16;
+    // The header checksum from the values (reading the header back would stall on
+    // store-to-load forwarding).
+    let w0 = 0x4500 | u16::from(tos);
+    let w4 = u16::from(ttl) << 8 | 17;
+    let sum = u32::from(w0)
+        + u32::from(total)
+        + u32::from(id)
+        + 0x4000
+        + u32::from(w4)
+        + (src >> 16)
+        + (src & 0xffff)
+        + (dst >> 16)
+        + (dst & 0xffff);
+    let c = !(crate::wire::checksum::fold(sum) as u16);
     let h = &mut hdr[..20];
-    h[0] = 0x45;
-    h[1] = tos;
+    h[0..2].copy_from_slice(&w0.to_be_bytes());
     h[2..4].copy_from_slice(&total.to_be_bytes());
     h[4..6].copy_from_slice(&id.to_be_bytes());
-    h[6] = 0x40;
-    h[7] = 0;
-    h[8] = ttl;
-    h[9] = 17;
-    h[10] = 0;
-    h[11] = 0;
+    h[6..8].copy_from_slice(&0x4000u16.to_be_bytes());
+    h[8..10].copy_from_slice(&w4.to_be_bytes());
+    h[10..12].copy_from_slice(&c.to_be_bytes());
     h[12..16].copy_from_slice(&src.to_be_bytes());
     h[16..20].copy_from_slice(&dst.to_be_bytes());
-    let c = crate::wire::checksum::checksum(h);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
     let u = &mut hdr[20..];
     u[0..2].copy_from_slice(&sport.to_be_bytes());
     u[2..4].copy_from_slice(&crate::wire::LISP_DATA_PORT.to_be_bytes());
@@ -1001,9 +1037,10 @@ fn decrement_ttl(ip: &mut [u8]) {
     if ip[0] >> 4 == 6 {
         ip[7] -= 1;
     } else {
+        // From the values, not read back after the store (store-to-load forwarding).
         let old = u16::from_be_bytes([ip[8], ip[9]]);
-        ip[8] -= 1;
-        let new = u16::from_be_bytes([ip[8], ip[9]]);
+        let new = old - 0x0100;
+        ip[8] = (new >> 8) as u8;
         let c = u16::from_be_bytes([ip[10], ip[11]]);
         let c = crate::wire::checksum::update16(c, old, new);
         ip[10..12].copy_from_slice(&c.to_be_bytes());

@@ -780,12 +780,16 @@ impl Snapshot<'_> {
     #[inline(always)]
     fn outcome(&self, t: u32, flow_hash: u32) -> Resolution {
         match t & (3 << 30) {
-            POSITIVE => self
-                .shared
-                .sets
-                .get((t & MAX_VALUE) as usize)
-                .and_then(|w| select(w, flow_hash))
-                .map_or(Resolution::NoUsableRloc, Resolution::Encapsulate),
+            // The resolution is built where the locator is read: going through an
+            // `Option<IpAddr>` made the compiler copy it via the stack with mismatched store
+            // and load widths (a store-forwarding stall per packet).
+            POSITIVE => match self.shared.sets.get((t & MAX_VALUE) as usize) {
+                Some(w) => match select(w, flow_hash) {
+                    Some(a) => Resolution::Encapsulate(a),
+                    None => Resolution::NoUsableRloc,
+                },
+                None => Resolution::NoUsableRloc,
+            },
             NEGATIVE => match t & 3 {
                 0 => Resolution::NativelyForward,
                 1 => Resolution::Drop,

@@ -118,7 +118,7 @@ fn split(a: IpAddr) -> (u64, u64, bool) {
 }
 
 /// Picks the RLOC for a flow from a stored set image (`words` = the set's words): the flow
-/// hash modulo the total weight falls in one locator's share, so a flow always gets the same
+/// hash scaled to the total weight falls in one locator's share, so a flow always gets the same
 /// RLOC while the set is unchanged. `None` when no locator is usable.
 #[inline(always)]
 pub(crate) fn select(words: &[AtomicU64], flow_hash: u32) -> Option<IpAddr> {
@@ -128,7 +128,9 @@ pub(crate) fn select(words: &[AtomicU64], flow_hash: u32) -> Option<IpAddr> {
     if n == 0 || total == 0 {
         return None;
     }
-    let x = u64::from(flow_hash) % total;
+    // The hash scaled to [0, total) by a multiply and a shift (a division per packet costs
+    // tens of cycles); proportional to weight for uniformly spread hashes.
+    let x = (u64::from(flow_hash) * total) >> 32;
     let cum = [
         words.get(1)?.load(Ordering::Relaxed),
         words.get(2)?.load(Ordering::Relaxed),

@@ -275,4 +275,21 @@ impl NeighborSnapshot<'_> {
         let w = self.shared.values.get(id as usize)?.load(Ordering::Acquire);
         Some(Neighbor::from_word(w))
     }
+
+    /// Looks up a burst of IPv4 neighbours: `out[i]` for `ips[i]` (the LPM level by level
+    /// across the burst, so the cache misses of different addresses overlap).
+    #[inline]
+    pub fn lookup_v4_batch(&self, ips: &[u32], out: &mut [Option<Neighbor>]) {
+        let mut slots = [0u32; 64];
+        for (ips, out) in ips.chunks(64).zip(out.chunks_mut(64)) {
+            let n = ips.len().min(out.len());
+            self.shared.v4.lookup_batch(0, &ips[..n], &mut slots[..n]);
+            for (o, e) in out.iter_mut().zip(&slots[..n]) {
+                *o = leaf_value(*e).and_then(|id| {
+                    let w = self.shared.values.get(id as usize)?.load(Ordering::Acquire);
+                    Some(Neighbor::from_word(w))
+                });
+            }
+        }
+    }
 }
