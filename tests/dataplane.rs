@@ -68,6 +68,7 @@ fn plan(rloc: Ipv4Addr, eid_net: &str, miss: MissPolicy) -> Plan {
             pitr: false,
             petr: false,
         },
+        fragment: true,
         miss_policy: miss,
         hold_capacity: 4,
         hold_timeout_ms: 500,
@@ -625,9 +626,9 @@ fn punts_go_to_the_control_core_with_their_reason() {
         ]
     );
     assert_eq!(
-        r.p.counts().get(Reason::DropTooBig),
+        r.p.counts().get(Reason::Fragmented),
         1,
-        "DF clear, too big: dropped"
+        "DF clear, too big: fragmented"
     );
     // Punted frames are untouched.
     assert_eq!(r.out.punts[1].1.to_vec(), frames[1]);
@@ -883,4 +884,49 @@ fn icmp_errors_written_over_punted_packets() {
         icmp_error_in_place(&mut b, IcmpKind::TimeExceeded, EID_MAC, None, Some(me6)),
         Err(IcmpSkip::NoSourceAddress)
     );
+}
+
+#[test]
+fn df_clear_packets_too_big_are_fragmented_then_encapsulated() {
+    let mut r = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
+    r.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
+    let src = Ipv4Addr::new(10, 1, 1, 10);
+    // 20 + 8 + 1472 = 1500 bytes: 36 bytes of outer headers do not fit a 1500-byte MTU.
+    let orig = ipv4_udp(src, Ipv4Addr::new(10, 2, 0, 5), 7, 9, 64, 0, false, 1472);
+    r.run(EID, &[eth(EID_MAC, HOST_MAC, 0x0800, &orig)], 0);
+    assert_eq!(r.p.counts().get(Reason::Fragmented), 1);
+    assert_eq!(r.p.counts().get(Reason::Encap), 2);
+    let out = r.tx(RLOC);
+    assert_eq!(out.len(), 2);
+    let mut payload = Vec::new();
+    let mut expect_off = 0usize;
+    for (k, f) in out.iter().enumerate() {
+        assert!(f.len() - 14 <= 1500, "outer packet fits the MTU");
+        let outer = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        assert!(outer.verify_checksum());
+        let inner = Ipv4Packet::new_checked(&outer.payload()[16..]).unwrap();
+        assert!(inner.verify_checksum());
+        assert_eq!(inner.hop_limit(), 63);
+        assert_eq!(usize::from(inner.frag_offset()), expect_off);
+        assert_eq!(inner.more_frags(), k == 0);
+        assert!(!inner.dont_frag());
+        if k == 0 {
+            assert_eq!(inner.payload().len() % 8, 0);
+        }
+        expect_off += inner.payload().len();
+        payload.extend_from_slice(inner.payload());
+    }
+    assert_eq!(
+        payload,
+        &orig[20..],
+        "the fragments carry the whole original payload"
+    );
+    // Fragmentation off: dropped and counted.
+    let mut p = plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop);
+    p.fragment = false;
+    let mut r = rig(p);
+    r.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
+    r.run(EID, &[eth(EID_MAC, HOST_MAC, 0x0800, &orig)], 0);
+    assert_eq!(r.p.counts().get(Reason::DropTooBig), 1);
+    assert!(r.tx(RLOC).is_empty());
 }

@@ -50,6 +50,7 @@ fn plan(ports: Vec<PortPlan>, rloc: &str) -> Plan {
             pitr: false,
             petr: false,
         },
+        fragment: true,
         miss_policy: MissPolicy::Drop,
         hold_capacity: 16,
         hold_timeout_ms: 1000,
@@ -378,6 +379,90 @@ fn encap_and_decap_through_dpdk_ports() {
     assert!(
         rows.iter().all(|r| r[0].is_empty()),
         "no LISP left: {rows:?}"
+    );
+    // A DF-clear packet too big for the RLOC side: fragmented into mbufs from the same pool,
+    // each fragment encapsulated.
+    let frag_pcap = dir.join("frag.pcap");
+    {
+        let eid = open(&eal, &pool, "net_ring_frag");
+        let rloc = open(
+            &eal,
+            &pool,
+            &format!(
+                "net_pcap_frag,rx_pcap={},tx_pcap={}",
+                empty.display(),
+                frag_pcap.display()
+            ),
+        );
+        let plan = plan(
+            vec![
+                port_plan("eid0", PortRole::Eid, &eid, "10.1.1.5/24", None),
+                port_plan(
+                    "rloc0",
+                    PortRole::Rloc,
+                    &rloc,
+                    "192.0.2.1/24",
+                    Some("192.0.2.254"),
+                ),
+            ],
+            "192.0.2.1",
+        );
+        let mut cache = map_cache(MapCacheConfig {
+            capacity: 100,
+            max_readers: 1,
+            max_iids: 2,
+            v4_root_bits: 16,
+            v6_root_bits: 16,
+            v4_groups: 64,
+            v6_groups: 64,
+        })
+        .unwrap();
+        let mut m = Mapping::default();
+        m.locators.push(Locator {
+            address: "198.51.100.1".parse().unwrap(),
+            priority: 1,
+            weight: 100,
+            reachable: true,
+        });
+        cache
+            .insert(IID, "10.2.0.0/16".parse().unwrap(), m, 0)
+            .unwrap();
+        let n = neighbors(&[("192.0.2.254", GW_MAC, rloc.id())]);
+        let mut big = inner(0);
+        big.resize(1500, 0xab);
+        big[2..4].copy_from_slice(&1500u16.to_be_bytes());
+        big[6] = 0; // DF clear
+        big[10] = 0;
+        big[11] = 0;
+        let c = csum(&big[..20]);
+        big[10..12].copy_from_slice(&c.to_be_bytes());
+        let frame = eth(eid.info().mac, HOST_MAC, &big);
+        let mut p = Pipeline::new(Arc::new(plan), cache.reader().unwrap(), n.reader().unwrap());
+        let mut ports = [eid, rloc];
+        pump(&pool, &mut ports, 0, &mut p, &[frame]);
+        assert_eq!(p.counts().get(Reason::Fragmented), 1);
+        assert_eq!(p.counts().get(Reason::Encap), 2);
+        drop(p);
+        drop(ports);
+    }
+    let rows = tshark(
+        &frag_pcap,
+        &["lisp-data.iid", "ip.flags.mf", "ip.frag_offset", "ip.len"],
+    );
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(rows[0][0], IID.to_string());
+    // Outer, inner: the outer never fragmented; the inner first fragment has MF set.
+    assert!(
+        rows[0][1].ends_with(",1") || rows[0][1].ends_with(",True"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1][1].ends_with(",0") || rows[1][1].ends_with(",False"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1][2].ends_with(&format!(",{}", (1500 - 36 - 20) / 8)),
+        "the second fragment's offset, in 8-byte units: {rows:?}"
     );
     assert_eq!(pool.in_use(), 0, "every mbuf back in the pool");
     let _ = std::fs::remove_dir_all(&dir);

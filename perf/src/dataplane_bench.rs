@@ -178,6 +178,7 @@ fn main() {
             pitr: false,
             petr: false,
         },
+        fragment: true,
         miss_policy: MissPolicy::Drop,
         hold_capacity: 256,
         hold_timeout_ms: 1000,

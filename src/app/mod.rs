@@ -315,6 +315,7 @@ fn plan(cfg: &Config, ports: &[(String, Port)]) -> Plan {
         rlocs: cfg.lisp.rlocs.clone(),
         petrs: cfg.lisp.petrs.clone(),
         functions,
+        fragment: cfg.dataplane.fragment,
         miss_policy: cfg.dataplane.miss_policy,
         hold_capacity: cfg.dataplane.hold_packets as usize,
         hold_timeout_ms: u64::from(cfg.dataplane.hold_timeout_ms),

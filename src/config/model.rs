@@ -296,6 +296,8 @@ pub struct Dataplane {
     /// Size of each worker's punt ring to the control core.
     pub punt_ring_size: u32,
     pub miss_policy: MissPolicy,
+    /// Split DF-clear IPv4 packets too big for the path into fragments (true), or drop them.
+    pub fragment: bool,
     /// Packets each worker holds while their destinations are resolved (miss_policy queue).
     pub hold_packets: u32,
     /// How long a held packet waits for its mapping before it is dropped, in milliseconds.
@@ -313,6 +315,7 @@ impl Default for Dataplane {
             idle_max_sleep_us: 100,
             punt_ring_size: 1024,
             miss_policy: MissPolicy::Drop,
+            fragment: true,
             hold_packets: 256,
             hold_timeout_ms: 1000,
             miss_reports_per_sec: 100,

@@ -20,6 +20,12 @@ pub trait PacketBuf {
     fn rss_hash(&self) -> Option<u32>;
     /// Whether the frame is a chain of segments (the pipeline needs one contiguous segment).
     fn is_chained(&self) -> bool;
+    /// Grows the frame by `n` bytes at the end and returns them; `None` without the room.
+    fn append(&mut self, n: usize) -> Option<&mut [u8]>;
+    /// A new empty buffer of the same kind (from the same pool), for fragments.
+    fn alloc_sibling(&self) -> Option<Self>
+    where
+        Self: Sized;
 }
 
 impl PacketBuf for Mbuf {
@@ -56,6 +62,12 @@ impl PacketBuf for Mbuf {
     #[inline(always)]
     fn is_chained(&self) -> bool {
         !self.is_contiguous()
+    }
+    fn append(&mut self, n: usize) -> Option<&mut [u8]> {
+        Mbuf::append(self, u16::try_from(n).ok()?)
+    }
+    fn alloc_sibling(&self) -> Option<Self> {
+        Mbuf::alloc_sibling(self)
     }
 }
 
@@ -123,5 +135,13 @@ impl PacketBuf for HeapBuf {
     }
     fn is_chained(&self) -> bool {
         false
+    }
+    fn append(&mut self, n: usize) -> Option<&mut [u8]> {
+        let old = self.bytes.len();
+        self.bytes.resize(old + n, 0);
+        Some(&mut self.bytes[old..])
+    }
+    fn alloc_sibling(&self) -> Option<Self> {
+        Some(HeapBuf::new(&[]))
     }
 }

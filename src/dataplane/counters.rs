@@ -73,6 +73,9 @@ reasons! {
     MissRateLimited = "miss_rate_limited",
     /// Packets held while their destination is resolved.
     Held = "held",
+    /// Packets too big for the path, DF clear, split into IPv4 fragments (each then counted as
+    /// sent on).
+    Fragmented = "fragmented",
     /// Held packets sent after their mapping arrived.
     HeldReleased = "held_released",
     /// Reports to the control core lost because its event queue was full.
@@ -99,8 +102,8 @@ reasons! {
     DropNoSourceRloc = "drop_no_source_rloc",
     /// No MAC known for the next hop (the control core is asked to resolve it).
     DropNoNeighbor = "drop_no_neighbor",
-    /// Too big for the RLOC-side MTU and not answerable with ICMP (DF clear: fragmentation is
-    /// not done).
+    /// Too big for the RLOC-side MTU, DF clear, and not fragmented (fragmentation off, IPv4
+    /// options, or no buffers for the fragments).
     DropTooBig = "drop_too_big",
     /// LISP data packets that failed validation (checksum, lengths, ports, K bits).
     DropDecapInvalid = "drop_decap_invalid",

@@ -65,6 +65,9 @@ pub struct Plan {
     /// Proxy-ETRs for destinations with a native-forward entry (use-petr); first per family.
     pub petrs: Vec<IpAddr>,
     pub functions: Functions,
+    /// Split DF-clear IPv4 packets that do not fit the path into fragments (RFC 9300 7.1,
+    /// stateless: the inner packet is fragmented, each fragment encapsulated); else drop them.
+    pub fragment: bool,
     pub miss_policy: MissPolicy,
     /// Packets a worker holds while their destinations are resolved (miss policy queue).
     pub hold_capacity: usize,
@@ -717,13 +720,27 @@ impl Ctx<'_, '_> {
     }
 
     /// Too big: DF-set IPv4 and IPv6 go up for an ICMP error announcing `mtu` (the largest
-    /// inner packet that fits), the rest is dropped.
-    fn too_big<B>(&mut self, pkt: B, info: &IpInfo, mtu: u16, out: &mut Outputs<B>) {
+    /// inner packet that fits); the rest is fragmented into `frags` (when the plan says so and
+    /// it can be) or dropped. Returns whether `frags` holds fragments to send.
+    fn too_big<B: PacketBuf>(
+        &mut self,
+        pkt: B,
+        info: &IpInfo,
+        mtu: u16,
+        out: &mut Outputs<B>,
+        frags: &mut ArrayVec<(B, IpInfo), MAX_FRAGS>,
+    ) -> bool {
         if info.dont_fragment {
             self.counts.inc(Reason::PuntTooBig);
             punt_mtu(out, Reason::PuntTooBig, mtu, pkt, self.counts);
+            false
+        } else if self.plan.fragment && fragment_v4(&pkt, info, usize::from(mtu), frags) {
+            self.counts.inc(Reason::Fragmented);
+            true
         } else {
+            frags.clear();
             self.counts.inc(Reason::DropTooBig);
+            false
         }
     }
 
@@ -750,7 +767,12 @@ impl Ctx<'_, '_> {
         let hl = outer.header_len();
         let mtu = self.plan.ports[port].mtu;
         if info.ip_len + hl > usize::from(mtu) {
-            self.too_big(pkt, &info, mtu.saturating_sub(hl as u16), out);
+            let mut frags = ArrayVec::new();
+            if self.too_big(pkt, &info, mtu.saturating_sub(hl as u16), out, &mut frags) {
+                for (f, finfo) in frags {
+                    self.encap(f, finfo, iid, rloc, out);
+                }
+            }
             return;
         }
         let Some(mac) = self.next_hop_mac(port, nh, &mut out.events) else {
@@ -833,7 +855,12 @@ impl Ctx<'_, '_> {
         };
         let mtu = self.plan.ports[port].mtu;
         if info.ip_len > usize::from(mtu) {
-            self.too_big(pkt, &info, mtu, out);
+            let mut frags = ArrayVec::new();
+            if self.too_big(pkt, &info, mtu, out, &mut frags) {
+                for (f, finfo) in frags {
+                    self.native(f, finfo, out);
+                }
+            }
             return;
         }
         let Some(mac) = self.next_hop_mac(port, nh, &mut out.events) else {
@@ -1022,6 +1049,68 @@ fn encap_v4(frame: &mut [u8], info: &IpInfo, src: u32, dst: u32, sport: u16, id:
     let w = (iid & 0x00ff_ffff) << 8;
     u[8..12].copy_from_slice(&[0x08, 0, 0, 0]);
     u[12..16].copy_from_slice(&w.to_be_bytes());
+}
+
+/// Most fragments one packet is split into (a 9000-byte packet over a 576-byte path).
+pub const MAX_FRAGS: usize = 20;
+
+/// Splits the DF-clear IPv4 packet in `pkt` (an Ethernet frame) into fragments of at most
+/// `max_ip` bytes each (RFC 791: payload in multiples of 8 bytes, offsets and MF carried over
+/// from a packet that is itself a fragment), each a new Ethernet frame in `frags`. False (and
+/// `frags` to be discarded) for IPv6, IPv4 options, a path too small or no buffers.
+fn fragment_v4<B: PacketBuf>(
+    pkt: &B,
+    info: &IpInfo,
+    max_ip: usize,
+    frags: &mut ArrayVec<(B, IpInfo), MAX_FRAGS>,
+) -> bool {
+    if info.dst.is_ipv6() {
+        return false;
+    }
+    let f = pkt.data();
+    let Some(ip) = f.get(ETH_LEN..ETH_LEN + info.ip_len) else {
+        return false;
+    };
+    if ip[0] != 0x45 || max_ip < 28 {
+        return false;
+    }
+    let step = (max_ip - 20) / 8 * 8;
+    let payload = &ip[20..];
+    if payload.len().div_ceil(step) > MAX_FRAGS {
+        return false;
+    }
+    let field = u16::from_be_bytes([ip[6], ip[7]]);
+    let (base, more) = (field & 0x1fff, field & 0x2000 != 0);
+    let n = payload.len().div_ceil(step);
+    for (k, chunk) in payload.chunks(step).enumerate() {
+        let Some(mut b) = pkt.alloc_sibling() else {
+            return false;
+        };
+        let len = 20 + chunk.len();
+        let Some(buf) = b.append(ETH_LEN + len) else {
+            return false;
+        };
+        buf[..ETH_LEN].copy_from_slice(&f[..ETH_LEN]);
+        let h = &mut buf[ETH_LEN..ETH_LEN + 20];
+        h.copy_from_slice(&ip[..20]);
+        let mf = if k + 1 < n || more { 0x2000 } else { 0 };
+        let off = base + (k * step / 8) as u16;
+        h[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        h[6..8].copy_from_slice(&(mf | off).to_be_bytes());
+        h[10] = 0;
+        h[11] = 0;
+        let c = crate::wire::checksum::checksum(h);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        buf[ETH_LEN + 20..].copy_from_slice(chunk);
+        frags.push((
+            b,
+            IpInfo {
+                ip_len: len,
+                ..*info
+            },
+        ));
+    }
+    true
 }
 
 #[inline(always)]

@@ -200,6 +200,16 @@ impl Mbuf {
         unsafe { self.raw().__bindgen_anon_2.hash.usr }
     }
 
+    /// A new, empty mbuf from the pool this one came from (fragments of this packet), or
+    /// `None` when the pool is exhausted.
+    pub fn alloc_sibling(&self) -> Option<Mbuf> {
+        // SAFETY: `pool` is the pool this mbuf was allocated from; it stays alive while any of
+        // its mbufs is out (Mempool is not freed with mbufs in use), and this one is.
+        let m = unsafe { sys::rte_pktmbuf_alloc(self.raw().pool) };
+        // SAFETY: a non-null pointer from rte_pktmbuf_alloc is a fresh, owned mbuf.
+        NonNull::new(m).map(|p| unsafe { Mbuf::from_raw(p) })
+    }
+
     /// Offload flags (`RTE_MBUF_F_*`): RX results or TX requests.
     #[inline(always)]
     pub fn ol_flags(&self) -> u64 {
