@@ -22,6 +22,8 @@ pub trait PacketBuf {
     fn is_chained(&self) -> bool;
     /// Grows the frame by `n` bytes at the end and returns them; `None` without the room.
     fn append(&mut self, n: usize) -> Option<&mut [u8]>;
+    /// Starts loading the frame's first bytes into the cache (a hint; may do nothing).
+    fn prefetch(&self) {}
     /// A new empty buffer of the same kind (from the same pool), for fragments.
     fn alloc_sibling(&self) -> Option<Self>
     where
@@ -68,6 +70,10 @@ impl PacketBuf for Mbuf {
     }
     fn alloc_sibling(&self) -> Option<Self> {
         Mbuf::alloc_sibling(self)
+    }
+    #[inline(always)]
+    fn prefetch(&self) {
+        self.prefetch_data();
     }
 }
 

@@ -424,6 +424,10 @@ impl<B: PacketBuf> Pipeline<B> {
             mac: None,
         };
         let neighbors = self.neighbors.snapshot();
+        // Every frame's headers start loading before the first is parsed.
+        for pkt in pkts.iter() {
+            pkt.prefetch();
+        }
         for pkt in pkts.drain(..) {
             self.st.counts.inc(Reason::Rx);
             self.st.counts.add(Reason::RxBytes, pkt.data().len() as u64);
