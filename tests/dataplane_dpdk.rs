@@ -17,7 +17,8 @@ use pxtr::config::{MissPolicy, PortRole};
 use pxtr::dataplane::{Functions, Outputs, Pipeline, Plan, PortPlan, Reason};
 use pxtr::dpdk::{Eal, Mbuf, Mempool, MempoolConfig, Port, PortConfig, MAX_BURST};
 use pxtr::mapcache::{
-    map_cache, neighbor_table, Locator, MapCacheConfig, Mapping, Neighbor, NeighborWriter,
+    map_cache, neighbor_table, Locator, MapCacheConfig, MapCacheWriter, Mapping, Neighbor,
+    NeighborWriter,
 };
 
 const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x10, 0x10];
@@ -165,6 +166,34 @@ fn tshark(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
         .collect()
 }
 
+fn small_cache() -> MapCacheWriter {
+    map_cache(MapCacheConfig {
+        capacity: 100,
+        max_readers: 1,
+        max_iids: 2,
+        v4_root_bits: 16,
+        v6_root_bits: 16,
+        v4_groups: 64,
+        v6_groups: 64,
+    })
+    .unwrap()
+}
+
+/// 10.2.0.0/16 in our instance → the peer's RLOC 198.51.100.1.
+fn map_to_peer(cache: &mut MapCacheWriter) {
+    let mut m = Mapping::default();
+    m.locators.push(Locator {
+        address: "198.51.100.1".parse().unwrap(),
+        priority: 1,
+        weight: 100,
+        reachable: true,
+    });
+    m.ttl = Some(Duration::from_secs(60));
+    cache
+        .insert(IID, "10.2.0.0/16".parse().unwrap(), m, 0)
+        .unwrap();
+}
+
 fn neighbors(entries: &[(&str, [u8; 6], u16)]) -> NeighborWriter {
     let mut n = neighbor_table(64, 1).unwrap();
     for (ip, mac, port) in entries {
@@ -240,27 +269,8 @@ fn encap_and_decap_through_dpdk_ports() {
             ],
             "192.0.2.1",
         );
-        let mut cache = map_cache(MapCacheConfig {
-            capacity: 100,
-            max_readers: 1,
-            max_iids: 2,
-            v4_root_bits: 16,
-            v6_root_bits: 16,
-            v4_groups: 64,
-            v6_groups: 64,
-        })
-        .unwrap();
-        let mut m = Mapping::default();
-        m.locators.push(Locator {
-            address: "198.51.100.1".parse().unwrap(),
-            priority: 1,
-            weight: 100,
-            reachable: true,
-        });
-        m.ttl = Some(Duration::from_secs(60));
-        cache
-            .insert(IID, "10.2.0.0/16".parse().unwrap(), m, 0)
-            .unwrap();
+        let mut cache = small_cache();
+        map_to_peer(&mut cache);
         let n = neighbors(&[("192.0.2.254", GW_MAC, rloc.id())]);
         let eid_mac = eid.info().mac;
         let mut p = Pipeline::new(Arc::new(plan), cache.reader().unwrap(), n.reader().unwrap());
@@ -328,16 +338,7 @@ fn encap_and_decap_through_dpdk_ports() {
             ],
             "198.51.100.1",
         );
-        let cache = map_cache(MapCacheConfig {
-            capacity: 100,
-            max_readers: 1,
-            max_iids: 2,
-            v4_root_bits: 16,
-            v6_root_bits: 16,
-            v4_groups: 64,
-            v6_groups: 64,
-        })
-        .unwrap();
+        let cache = small_cache();
         let hosts: Vec<String> = (0..FRAMES).map(|i| format!("10.2.0.{}", i + 1)).collect();
         let entries: Vec<(&str, [u8; 6], u16)> = hosts
             .iter()
@@ -407,26 +408,8 @@ fn encap_and_decap_through_dpdk_ports() {
             ],
             "192.0.2.1",
         );
-        let mut cache = map_cache(MapCacheConfig {
-            capacity: 100,
-            max_readers: 1,
-            max_iids: 2,
-            v4_root_bits: 16,
-            v6_root_bits: 16,
-            v4_groups: 64,
-            v6_groups: 64,
-        })
-        .unwrap();
-        let mut m = Mapping::default();
-        m.locators.push(Locator {
-            address: "198.51.100.1".parse().unwrap(),
-            priority: 1,
-            weight: 100,
-            reachable: true,
-        });
-        cache
-            .insert(IID, "10.2.0.0/16".parse().unwrap(), m, 0)
-            .unwrap();
+        let mut cache = small_cache();
+        map_to_peer(&mut cache);
         let n = neighbors(&[("192.0.2.254", GW_MAC, rloc.id())]);
         let mut big = inner(0);
         big.resize(1500, 0xab);

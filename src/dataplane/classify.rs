@@ -94,6 +94,32 @@ pub fn classify(frame: &[u8], port: &PortView, local: &impl LocalAddresses) -> C
     }
 }
 
+/// A packet to one of our addresses: LISP data to an RLOC is decapsulated (unless it is a
+/// fragment), the rest goes to the control core by kind.
+#[inline(always)]
+fn local_class(
+    proto: u8,
+    ports: Option<(u16, u16)>,
+    icmp: u8,
+    to_rloc: bool,
+    fragment: bool,
+) -> Class {
+    match (proto, ports) {
+        (PROTO_UDP, Some((_, LISP_DATA_PORT))) if to_rloc => {
+            if fragment {
+                Class::Drop(Reason::DropDecapInvalid)
+            } else {
+                Class::Decap
+            }
+        }
+        (PROTO_UDP, Some((_, LISP_CONTROL_PORT))) | (PROTO_UDP, Some((LISP_CONTROL_PORT, _))) => {
+            Class::Punt(Reason::PuntLispControl)
+        }
+        (p, _) if p == icmp => Class::Punt(Reason::PuntIcmp),
+        _ => Class::Punt(Reason::PuntLocal),
+    }
+}
+
 fn classify_v4(
     ip: &[u8],
     to_us: bool,
@@ -127,20 +153,14 @@ fn classify_v4(
     };
     let dst_ip = IpAddr::V4(dst);
     if local.is_local(dst_ip) {
-        return match (proto, ports) {
-            (PROTO_UDP, Some((_, LISP_DATA_PORT))) if local.is_rloc(dst_ip) => {
-                if frag & 0x3fff != 0 {
-                    // An ETR does not reassemble: fragmented LISP data is dropped.
-                    Class::Drop(Reason::DropDecapInvalid)
-                } else {
-                    Class::Decap
-                }
-            }
-            (PROTO_UDP, Some((_, LISP_CONTROL_PORT))) => Class::Punt(Reason::PuntLispControl),
-            (PROTO_UDP, Some((LISP_CONTROL_PORT, _))) => Class::Punt(Reason::PuntLispControl),
-            (PROTO_ICMP, _) => Class::Punt(Reason::PuntIcmp),
-            _ => Class::Punt(Reason::PuntLocal),
-        };
+        // An ETR does not reassemble: fragmented LISP data is dropped.
+        return local_class(
+            proto,
+            ports,
+            PROTO_ICMP,
+            local.is_rloc(dst_ip),
+            frag & 0x3fff != 0,
+        );
     }
     if !port.forward {
         return Class::Drop(Reason::DropNotForUs);
@@ -195,13 +215,7 @@ fn classify_v6(
     };
     let dst_ip = IpAddr::V6(dst);
     if local.is_local(dst_ip) {
-        return match (next, ports) {
-            (PROTO_UDP, Some((_, LISP_DATA_PORT))) if local.is_rloc(dst_ip) => Class::Decap,
-            (PROTO_UDP, Some((_, LISP_CONTROL_PORT))) => Class::Punt(Reason::PuntLispControl),
-            (PROTO_UDP, Some((LISP_CONTROL_PORT, _))) => Class::Punt(Reason::PuntLispControl),
-            (PROTO_ICMPV6, _) => Class::Punt(Reason::PuntIcmp),
-            _ => Class::Punt(Reason::PuntLocal),
-        };
+        return local_class(next, ports, PROTO_ICMPV6, local.is_rloc(dst_ip), false);
     }
     if !port.forward {
         return Class::Drop(Reason::DropNotForUs);

@@ -468,16 +468,7 @@ impl<B: PacketBuf> Pipeline<B> {
             let mut n4 = [None; MAX_BURST];
             neighbors.lookup_v4_batch(&v4, &mut n4[..v4.len()]);
             let mut i4 = 0;
-            let mut ctx = Ctx {
-                plan: &plan,
-                fast: &self.fast,
-                neighbors: &neighbors,
-                gw: &mut gw,
-                limiter: &mut self.st.limiter,
-                ipv4_id: &mut self.st.ipv4_id,
-                counts: &mut self.st.counts,
-                now_ms,
-            };
+            let mut ctx = self.st.ctx(&neighbors, &mut gw, now_ms);
             for d in dec.drain(..) {
                 let n = match d.dst {
                     IpAddr::V4(_) => {
@@ -493,21 +484,15 @@ impl<B: PacketBuf> Pipeline<B> {
         if !fwd.is_empty() {
             let mut res = [Resolution::Miss; MAX_BURST];
             resolve(&cache, iid, &fwd, &mut res);
+            let mut missed: ArrayVec<(B, IpInfo), MAX_BURST> = ArrayVec::new();
+            let mut ctx = self.st.ctx(&neighbors, &mut gw, now_ms);
             for ((pkt, info), r) in fwd.drain(..).zip(res) {
-                let mut ctx = Ctx {
-                    plan: &plan,
-                    fast: &self.fast,
-                    neighbors: &neighbors,
-                    gw: &mut gw,
-                    limiter: &mut self.st.limiter,
-                    ipv4_id: &mut self.st.ipv4_id,
-                    counts: &mut self.st.counts,
-                    now_ms,
-                };
-                match ctx.act(pkt, info, iid, r, out) {
-                    Ok(()) => {}
-                    Err(pkt) => self.st.miss(pkt, info, iid, in_port, now_ms, out),
+                if let Err(pkt) = ctx.act(pkt, info, iid, r, out) {
+                    missed.push((pkt, info));
                 }
+            }
+            for (pkt, info) in missed {
+                self.st.miss(pkt, info, iid, in_port, now_ms, out);
             }
         }
         if !self.st.hold.is_empty() && now_ms >= self.st.next_hold_check {
@@ -519,6 +504,25 @@ impl<B: PacketBuf> Pipeline<B> {
 }
 
 impl<B: PacketBuf> State<B> {
+    /// The per-packet context over this state, for one burst's snapshots.
+    fn ctx<'a, 'b>(
+        &'a mut self,
+        neighbors: &'a NeighborSnapshot<'b>,
+        gw: &'a mut GatewayCache,
+        now_ms: u64,
+    ) -> Ctx<'a, 'b> {
+        Ctx {
+            plan: &self.plan,
+            fast: &self.fast,
+            neighbors,
+            gw,
+            limiter: &mut self.limiter,
+            ipv4_id: &mut self.ipv4_id,
+            counts: &mut self.counts,
+            now_ms,
+        }
+    }
+
     /// A packet toward an unresolved destination: report it (rate-limited), then hold or
     /// drop it.
     fn miss(
@@ -563,7 +567,6 @@ impl<B: PacketBuf> State<B> {
         out: &mut Outputs<B>,
     ) {
         let plan = Arc::clone(&self.plan);
-        let fast = Arc::clone(&self.fast);
         let mut i = 0;
         let mut released = 0;
         while i < self.hold.len() {
@@ -586,16 +589,7 @@ impl<B: PacketBuf> State<B> {
             }
             released += 1;
             self.counts.inc(Reason::HeldReleased);
-            let mut ctx = Ctx {
-                plan: &plan,
-                fast: &fast,
-                neighbors,
-                gw,
-                limiter: &mut self.limiter,
-                ipv4_id: &mut self.ipv4_id,
-                counts: &mut self.counts,
-                now_ms,
-            };
+            let mut ctx = self.ctx(neighbors, gw, now_ms);
             // Not a miss any more: act cannot hand the packet back.
             if ctx.act(h.pkt, h.info, iid, r, out).is_err() {
                 self.counts.inc(Reason::DropMiss);
