@@ -963,6 +963,23 @@ fn arb_message() -> impl Strategy<Value = Message> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
+    /// The checksum against RFC 1071's definition, 16 bits at a time, on any length.
+    #[test]
+    fn checksum_matches_the_rfc_1071_definition(
+        data in proptest::collection::vec(any::<u8>(), 0..1600),
+        acc in any::<u16>(),
+    ) {
+        let mut s = u32::from(acc);
+        for c in data.chunks(2) {
+            s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+            s = (s & 0xffff) + (s >> 16);
+        }
+        let want = !(((s & 0xffff) + (s >> 16)) as u16);
+        let got = !(pxtr::wire::checksum::fold(pxtr::wire::checksum::sum(u32::from(acc), &data)) as u16);
+        // 0x0000 and 0xffff are the same ones'-complement number.
+        prop_assert!(got == want || (got, want) == (0, 0xffff) || (got, want) == (0xffff, 0), "{got:#x} {want:#x}");
+    }
+
     #[test]
     fn repr_emit_parse_is_identity(m in arb_message()) {
         let bytes = m.to_vec().expect("emit");

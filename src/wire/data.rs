@@ -118,6 +118,7 @@ pub struct DataRepr {
 
 impl DataRepr {
     /// Parses a header view.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(h: &DataHeader<T>) -> Result<DataRepr> {
         if h.nonce_present() && h.map_version_present() {
             return Err(Error::NonceAndVersion);

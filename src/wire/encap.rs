@@ -79,6 +79,7 @@ struct Inner {
     len: usize,
 }
 
+#[inline]
 fn inner_info(inner: &[u8]) -> Result<Inner> {
     let first = *inner.first().ok_or(Error::Truncated("inner packet"))?;
     match first >> 4 {
@@ -121,6 +122,7 @@ fn inner_info(inner: &[u8]) -> Result<Inner> {
 }
 
 /// Sets the TTL / hop limit of an inner packet, keeping an IPv4 checksum right.
+#[inline]
 fn set_inner_ttl(inner: &mut [u8], v6: bool, ttl: u8) {
     if v6 {
         inner[7] = ttl;
@@ -134,6 +136,7 @@ fn set_inner_ttl(inner: &mut [u8], v6: bool, ttl: u8) {
 }
 
 /// Sets the ECN bits of an inner packet, keeping an IPv4 checksum right.
+#[inline]
 fn set_inner_ecn(inner: &mut [u8], v6: bool, ecn: u8) {
     if v6 {
         inner[1] = (inner[1] & !0x30) | ((ecn & 3) << 4);
@@ -244,6 +247,7 @@ pub struct Decap {
 
 /// RFC 6040 section 4.2: the inner ECN after decapsulation, or None to drop.
 /// Codepoints: 0 Not-ECT, 1 ECT(1), 2 ECT(0), 3 CE.
+#[inline]
 pub fn ecn_decap(inner: u8, outer: u8) -> Option<u8> {
     match (inner & 3, outer & 3) {
         (0, 3) => None,
@@ -258,6 +262,7 @@ pub fn ecn_decap(inner: u8, outer: u8) -> Option<u8> {
 /// Validates and removes the outer headers in place (the buffer is left as it was except for
 /// the inner TTL, ECN and IPv4 checksum). `verify_udp_checksum` checks non-zero UDP checksums
 /// (a zero one is accepted: IPv4 LISP uses it, and RFC 6936 allows it for IPv6 tunnels).
+#[inline]
 pub fn decapsulate(pkt: &mut [u8], verify_udp_checksum: bool) -> Result<Decap> {
     let first = *pkt.first().ok_or(Error::Truncated("outer header"))?;
     let (ip_len, end, outer_src, outer_dst, outer_ttl, outer_tos) = match first >> 4 {
