@@ -71,7 +71,7 @@ fn mix(h: u64) -> u32 {
 }
 
 /// Classifies one Ethernet frame received on a port.
-#[inline]
+#[inline(always)]
 pub fn classify(frame: &[u8], port: &PortView, local: &impl LocalAddresses) -> Class {
     if frame.len() < ETH_LEN {
         return Class::Drop(Reason::DropMalformed);
@@ -120,6 +120,7 @@ fn local_class(
     }
 }
 
+#[inline(always)]
 fn classify_v4(
     ip: &[u8],
     to_us: bool,
@@ -179,6 +180,7 @@ fn classify_v4(
     })
 }
 
+#[inline(always)]
 fn classify_v6(
     ip: &[u8],
     to_us: bool,

@@ -183,8 +183,9 @@ impl Fast {
         f
     }
 
-    /// [`Plan::rloc_route`] on the precomputed tables.
-    #[inline]
+    /// The RLOC port toward `ip` and the next hop to resolve: the RLOC itself when on-link,
+    /// else the port's gateway.
+    #[inline(always)]
     fn rloc_route(&self, ip: IpAddr) -> Option<(usize, IpAddr)> {
         match ip {
             IpAddr::V4(a) => {
