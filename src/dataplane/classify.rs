@@ -20,8 +20,9 @@ const PROTO_ICMPV6: u8 = 58;
 /// What the pipeline does with a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
-    /// An IP packet to route through LISP: look its destination up and encapsulate.
-    Forward(IpInfo),
+    /// An IP packet to route through LISP: look its destination up and encapsulate. The
+    /// `IpInfo` passed to [`classify`] describes it.
+    Forward,
     /// LISP data to one of our RLOCs: decapsulate.
     Decap,
     /// For the control core, counted under this reason.
@@ -30,7 +31,9 @@ pub enum Class {
     Drop(Reason),
 }
 
-/// What the pipeline needs of an IP packet to forward it.
+/// What the pipeline needs of an IP packet to forward it. Filled in place by [`classify`] in
+/// the burst's array and read by reference: copying it whole right after its fields were
+/// written stalls the CPU (store-to-load forwarding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IpInfo {
     pub dst: IpAddr,
@@ -41,6 +44,17 @@ pub struct IpInfo {
     pub dont_fragment: bool,
     /// Hash of the 5-tuple (addresses, protocol, ports when present).
     pub flow_hash: u32,
+}
+
+impl IpInfo {
+    /// A placeholder for arrays filled by [`classify`].
+    pub const EMPTY: IpInfo = IpInfo {
+        dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        ip_len: 0,
+        ttl: 0,
+        dont_fragment: false,
+        flow_hash: 0,
+    };
 }
 
 /// Which of our addresses a destination is.
@@ -70,9 +84,14 @@ fn mix(h: u64) -> u32 {
     (h >> 32) as u32 ^ h as u32
 }
 
-/// Classifies one Ethernet frame received on a port.
+/// Classifies one Ethernet frame received on a port; for [`Class::Forward`] fills `info`.
 #[inline(always)]
-pub fn classify(frame: &[u8], port: &PortView, local: &impl LocalAddresses) -> Class {
+pub fn classify(
+    frame: &[u8],
+    port: &PortView,
+    local: &impl LocalAddresses,
+    info: &mut IpInfo,
+) -> Class {
     if frame.len() < ETH_LEN {
         return Class::Drop(Reason::DropMalformed);
     }
@@ -87,8 +106,8 @@ pub fn classify(frame: &[u8], port: &PortView, local: &impl LocalAddresses) -> C
     let group = dst_mac[0] & 1 != 0;
     let ip = &frame[ETH_LEN..];
     match ethertype {
-        ETHERTYPE_IPV4 => classify_v4(ip, to_us, group, port, local),
-        ETHERTYPE_IPV6 => classify_v6(ip, to_us, group, port, local),
+        ETHERTYPE_IPV4 => classify_v4(ip, to_us, group, port, local, info),
+        ETHERTYPE_IPV6 => classify_v6(ip, to_us, group, port, local, info),
         _ if !to_us && !group => Class::Drop(Reason::DropNotForUs),
         _ => Class::Drop(Reason::DropEthertype),
     }
@@ -127,6 +146,7 @@ fn classify_v4(
     group: bool,
     port: &PortView,
     local: &impl LocalAddresses,
+    info: &mut IpInfo,
 ) -> Class {
     if ip.len() < 20 || ip[0] >> 4 != 4 {
         return Class::Drop(Reason::DropMalformed);
@@ -171,13 +191,12 @@ fn classify_v4(
     let h = (u64::from(src) << 32 | u64::from(u32::from(dst)))
         ^ (u64::from(proto) << 40)
         ^ (u64::from(sp) << 16 | u64::from(dp)).rotate_left(21);
-    Class::Forward(IpInfo {
-        dst: dst_ip,
-        ip_len: total,
-        ttl: ip[8],
-        dont_fragment: frag & 0x4000 != 0,
-        flow_hash: mix(h),
-    })
+    info.dst = dst_ip;
+    info.ip_len = total;
+    info.ttl = ip[8];
+    info.dont_fragment = frag & 0x4000 != 0;
+    info.flow_hash = mix(h);
+    Class::Forward
 }
 
 #[inline(always)]
@@ -187,6 +206,7 @@ fn classify_v6(
     group: bool,
     port: &PortView,
     local: &impl LocalAddresses,
+    info: &mut IpInfo,
 ) -> Class {
     if ip.len() < 40 || ip[0] >> 4 != 6 {
         return Class::Drop(Reason::DropMalformed);
@@ -234,11 +254,10 @@ fn classify_v6(
         ^ word(32)
         ^ (u64::from(next) << 40)
         ^ (u64::from(sp) << 16 | u64::from(dp)).rotate_left(51);
-    Class::Forward(IpInfo {
-        dst: dst_ip,
-        ip_len: total,
-        ttl: ip[7],
-        dont_fragment: true,
-        flow_hash: mix(h),
-    })
+    info.dst = dst_ip;
+    info.ip_len = total;
+    info.ttl = ip[7];
+    info.dont_fragment = true;
+    info.flow_hash = mix(h);
+    Class::Forward
 }

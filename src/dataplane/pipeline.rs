@@ -186,19 +186,19 @@ impl Fast {
     /// The RLOC port toward `ip` and the next hop to resolve: the RLOC itself when on-link,
     /// else the port's gateway.
     #[inline(always)]
-    fn rloc_route(&self, ip: IpAddr) -> Option<(usize, IpAddr)> {
+    fn rloc_route(&self, ip: &IpAddr) -> Option<(usize, IpAddr)> {
         match ip {
             IpAddr::V4(a) => {
-                let a = u32::from(a);
+                let a = u32::from(*a);
                 match self.onlink_v4.iter().find(|(n, m, _)| a & m == *n) {
-                    Some((_, _, p)) => Some((*p, ip)),
+                    Some((_, _, p)) => Some((*p, IpAddr::V4(a.into()))),
                     None => self.gw_v4,
                 }
             }
             IpAddr::V6(a) => {
-                let a = u128::from(a);
+                let a = u128::from(*a);
                 match self.onlink_v6.iter().find(|(n, m, _)| a & m == *n) {
-                    Some((_, _, p)) => Some((*p, ip)),
+                    Some((_, _, p)) => Some((*p, IpAddr::V6(a.into()))),
                     None => self.gw_v6,
                 }
             }
@@ -418,7 +418,8 @@ impl<B: PacketBuf> Pipeline<B> {
             return;
         };
         let iid = plan.ports[in_port].iid;
-        let mut fwd: ArrayVec<(B, IpInfo), MAX_BURST> = ArrayVec::new();
+        let mut fwd: ArrayVec<B, MAX_BURST> = ArrayVec::new();
+        let mut infos = [IpInfo::EMPTY; MAX_BURST];
         let mut dec: ArrayVec<Decapped<B>, MAX_BURST> = ArrayVec::new();
         let mut gw = GatewayCache {
             ip: None,
@@ -436,13 +437,14 @@ impl<B: PacketBuf> Pipeline<B> {
                 self.st.counts.inc(Reason::DropChained);
                 continue;
             }
-            match classify(pkt.data(), &view, &*self.fast) {
-                Class::Forward(info) => {
-                    if info.ttl <= 1 {
+            let slot = fwd.len();
+            match classify(pkt.data(), &view, &*self.fast, &mut infos[slot]) {
+                Class::Forward => {
+                    if infos[slot].ttl <= 1 {
                         self.st.counts.inc(Reason::PuntTtlExpired);
                         punt(out, Reason::PuntTtlExpired, pkt, &mut self.st.counts);
                     } else {
-                        fwd.push((pkt, info));
+                        fwd.push(pkt);
                     }
                 }
                 Class::Decap => {
@@ -483,13 +485,22 @@ impl<B: PacketBuf> Pipeline<B> {
         }
         let cache = self.cache.snapshot();
         if !fwd.is_empty() {
-            let mut res = [Resolution::Miss; MAX_BURST];
-            resolve(&cache, iid, &fwd, &mut res);
+            let n = fwd.len();
+            let mut r4 = [Resolution::Miss; MAX_BURST];
+            let mut r6 = [Resolution::Miss; MAX_BURST];
+            let mut at = [0u8; MAX_BURST];
+            resolve(&cache, iid, &infos[..n], &mut r4, &mut r6, &mut at);
             let mut missed: ArrayVec<(B, IpInfo), MAX_BURST> = ArrayVec::new();
             let mut ctx = self.st.ctx(&neighbors, &mut gw, now_ms);
-            for ((pkt, info), r) in fwd.drain(..).zip(res) {
+            for (i, pkt) in fwd.drain(..).enumerate() {
+                let info = &infos[i];
+                let r = if info.dst.is_ipv4() {
+                    &r4[usize::from(at[i])]
+                } else {
+                    &r6[usize::from(at[i])]
+                };
                 if let Err(pkt) = ctx.act(pkt, info, iid, r, out) {
-                    missed.push((pkt, info));
+                    missed.push((pkt, *info));
                 }
             }
             for (pkt, info) in missed {
@@ -592,7 +603,7 @@ impl<B: PacketBuf> State<B> {
             self.counts.inc(Reason::HeldReleased);
             let mut ctx = self.ctx(neighbors, gw, now_ms);
             // Not a miss any more: act cannot hand the packet back.
-            if ctx.act(h.pkt, h.info, iid, r, out).is_err() {
+            if ctx.act(h.pkt, &h.info, iid, &r, out).is_err() {
                 self.counts.inc(Reason::DropMiss);
             }
         }
@@ -609,46 +620,39 @@ fn punt_mtu<B>(out: &mut Outputs<B>, reason: Reason, mtu: u16, pkt: B, counts: &
     }
 }
 
-/// Batched lookups of a burst's destinations, IPv4 and IPv6 apart.
-fn resolve<B>(
+/// Batched lookups of a burst's destinations, IPv4 into `r4` and IPv6 into `r6`; `at[i]`
+/// is where packet `i`'s result is (results are read in place, not copied).
+fn resolve(
     cache: &Snapshot<'_>,
     iid: u32,
-    fwd: &[(B, IpInfo)],
-    res: &mut [Resolution; MAX_BURST],
+    infos: &[IpInfo],
+    r4: &mut [Resolution; MAX_BURST],
+    r6: &mut [Resolution; MAX_BURST],
+    at: &mut [u8; MAX_BURST],
 ) {
     let mut v4: ArrayVec<Ipv4Addr, MAX_BURST> = ArrayVec::new();
     let mut h4: ArrayVec<u32, MAX_BURST> = ArrayVec::new();
     let mut v6: ArrayVec<Ipv6Addr, MAX_BURST> = ArrayVec::new();
     let mut h6: ArrayVec<u32, MAX_BURST> = ArrayVec::new();
-    for (_, info) in fwd {
-        match info.dst {
-            IpAddr::V4(a) => {
-                v4.push(a);
+    for (info, a) in infos.iter().zip(at.iter_mut()) {
+        match &info.dst {
+            IpAddr::V4(d) => {
+                *a = v4.len() as u8;
+                v4.push(*d);
                 h4.push(info.flow_hash);
             }
-            IpAddr::V6(a) => {
-                v6.push(a);
+            IpAddr::V6(d) => {
+                *a = v6.len() as u8;
+                v6.push(*d);
                 h6.push(info.flow_hash);
             }
         }
     }
-    let mut r4 = [Resolution::Miss; MAX_BURST];
-    let mut r6 = [Resolution::Miss; MAX_BURST];
     if !v4.is_empty() {
         cache.resolve_v4(iid, &v4, &h4, &mut r4[..v4.len()]);
     }
     if !v6.is_empty() {
         cache.resolve_v6(iid, &v6, &h6, &mut r6[..v6.len()]);
-    }
-    let (mut i4, mut i6) = (0, 0);
-    for ((_, info), r) in fwd.iter().zip(res.iter_mut()) {
-        if info.dst.is_ipv4() {
-            *r = r4[i4];
-            i4 += 1;
-        } else {
-            *r = r6[i6];
-            i6 += 1;
-        }
     }
 }
 
@@ -668,15 +672,15 @@ impl Ctx<'_, '_> {
     fn act<B: PacketBuf>(
         &mut self,
         pkt: B,
-        info: IpInfo,
+        info: &IpInfo,
         iid: u32,
-        r: Resolution,
+        r: &Resolution,
         out: &mut Outputs<B>,
     ) -> Result<(), B> {
         match r {
             Resolution::Encapsulate(rloc) => self.encap(pkt, info, iid, rloc, out),
             Resolution::NativelyForward => match self.plan.petr(info.dst.is_ipv6()) {
-                Some(petr) => self.encap(pkt, info, iid, petr, out),
+                Some(petr) => self.encap(pkt, info, iid, &petr, out),
                 None => self.native(pkt, info, out),
             },
             Resolution::Drop => self.counts.inc(Reason::DropNegative),
@@ -746,30 +750,36 @@ impl Ctx<'_, '_> {
     fn encap<B: PacketBuf>(
         &mut self,
         mut pkt: B,
-        info: IpInfo,
+        info: &IpInfo,
         iid: u32,
-        rloc: IpAddr,
+        rloc: &IpAddr,
         out: &mut Outputs<B>,
     ) {
-        let Some(src) = self.plan.source_rloc(rloc.is_ipv6()) else {
+        let v6 = rloc.is_ipv6();
+        let has_src = if v6 {
+            self.fast.src_v6.is_some()
+        } else {
+            self.fast.src_v4.is_some()
+        };
+        if !has_src {
             self.counts.inc(Reason::DropNoSourceRloc);
             return;
-        };
-        let Some(outer) = Outer::new(src, rloc) else {
-            self.counts.inc(Reason::DropNoSourceRloc);
-            return;
-        };
+        }
         let Some((port, nh)) = self.fast.rloc_route(rloc) else {
             self.counts.inc(Reason::DropNoRoute);
             return;
         };
-        let hl = outer.header_len();
+        let hl = if v6 {
+            encap::OUTER_V6_LEN
+        } else {
+            encap::OUTER_V4_LEN
+        };
         let mtu = self.plan.ports[port].mtu;
         if info.ip_len + hl > usize::from(mtu) {
             let mut frags = ArrayVec::new();
-            if self.too_big(pkt, &info, mtu.saturating_sub(hl as u16), out, &mut frags) {
+            if self.too_big(pkt, info, mtu.saturating_sub(hl as u16), out, &mut frags) {
                 for (f, finfo) in frags {
-                    self.encap(f, finfo, iid, rloc, out);
+                    self.encap(f, &finfo, iid, rloc, out);
                 }
             }
             return;
@@ -792,9 +802,9 @@ impl Ctx<'_, '_> {
             };
             encap_v4(
                 frame,
-                &info,
+                info,
                 src,
-                u32::from(dst),
+                u32::from(*dst),
                 encap::source_port(flow_hash),
                 *self.ipv4_id,
                 iid,
@@ -805,6 +815,14 @@ impl Ctx<'_, '_> {
             self.send(port, pkt, out);
             return;
         }
+        let Some(outer) = self
+            .plan
+            .source_rloc(v6)
+            .and_then(|src| Outer::new(src, *rloc))
+        else {
+            self.counts.inc(Reason::DropNoSourceRloc);
+            return;
+        };
         let params = EncapParams {
             outer,
             flow_hash,
@@ -847,17 +865,17 @@ impl Ctx<'_, '_> {
     }
 
     /// Native forwarding toward the RLOC-side gateway (negative entry native-forward, no PETR).
-    fn native<B: PacketBuf>(&mut self, mut pkt: B, info: IpInfo, out: &mut Outputs<B>) {
-        let Some((port, nh)) = self.fast.rloc_route(info.dst) else {
+    fn native<B: PacketBuf>(&mut self, mut pkt: B, info: &IpInfo, out: &mut Outputs<B>) {
+        let Some((port, nh)) = self.fast.rloc_route(&info.dst) else {
             self.counts.inc(Reason::DropNoRoute);
             return;
         };
         let mtu = self.plan.ports[port].mtu;
         if info.ip_len > usize::from(mtu) {
             let mut frags = ArrayVec::new();
-            if self.too_big(pkt, &info, mtu, out, &mut frags) {
+            if self.too_big(pkt, info, mtu, out, &mut frags) {
                 for (f, finfo) in frags {
-                    self.native(f, finfo, out);
+                    self.native(f, &finfo, out);
                 }
             }
             return;
@@ -963,7 +981,7 @@ impl Ctx<'_, '_> {
                 }) {
                     Some((i, g))
                 } else if plan.functions.petr {
-                    self.fast.rloc_route(dst)
+                    self.fast.rloc_route(&dst)
                 } else {
                     None
                 };
