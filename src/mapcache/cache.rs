@@ -809,6 +809,15 @@ impl Snapshot<'_> {
     /// picks, so the cache misses of different packets overlap instead of queueing.
     #[inline(always)]
     fn finish_burst(&self, slots: &[u32], flow_hashes: &[u32], out: &mut [Resolution]) {
+        // The entry words and hit counters of a large cache are cache misses: start them all.
+        for e in slots {
+            if let Some(id) = leaf_value(*e) {
+                self.shared.entries.prefetch(id as usize);
+                if let Some(h) = self.hits {
+                    h.prefetch(id as usize);
+                }
+            }
+        }
         let mut targets = [0u32; 64];
         for (t, e) in targets.iter_mut().zip(slots) {
             *t = self.target(*e);
