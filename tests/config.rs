@@ -106,6 +106,38 @@ fn pci_ports_are_allow_listed() {
 /// expected path, a fragment of the message, the text on the line the issue must point at).
 const BROKEN: &[(&str, &str, &str, &str, &str, &str)] = &[
     (
+        "static neighbour with a bad MAC",
+        "gateway = \"192.0.2.254\"",
+        "gateway = \"192.0.2.254\"\nneighbors = [{ ip = \"192.0.2.254\", mac = \"02:00:00:00:fe\" }]",
+        "ports[1].neighbors[0].mac",
+        "six hex octets",
+        "neighbors",
+    ),
+    (
+        "static neighbour off the port's subnet",
+        "gateway = \"192.0.2.254\"",
+        "gateway = \"192.0.2.254\"\nneighbors = [{ ip = \"10.9.9.9\", mac = \"02:00:00:00:fe:fe\" }]",
+        "ports[1].neighbors[0].ip",
+        "inside one of this port's subnets",
+        "neighbors",
+    ),
+    (
+        "static mapping with host bits",
+        "rlocs = [\"192.0.2.1\"]",
+        "rlocs = [\"192.0.2.1\"]\nstatic_mappings = [{ prefix = \"10.2.0.1/16\", rlocs = [{ address = \"198.51.100.1\" }] }]",
+        "lisp.static_mappings[0].prefix",
+        "host bits",
+        "static_mappings",
+    ),
+    (
+        "static mapping with both locators and an action",
+        "rlocs = [\"192.0.2.1\"]",
+        "rlocs = [\"192.0.2.1\"]\nstatic_mappings = [{ prefix = \"10.2.0.0/16\", action = \"drop\", rlocs = [{ address = \"198.51.100.1\" }] }]",
+        "lisp.static_mappings[0].action",
+        "entries without rlocs",
+        "static_mappings",
+    ),
+    (
         "attached EAL option",
         "in_memory = true",
         "in_memory = true\nextra_args = [\"-l0-3\"]",

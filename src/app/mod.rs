@@ -11,12 +11,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam::queue::ArrayQueue;
 
-use crate::config::{Config, PortRole, Role};
+use crate::config::{Config, PortRole, Role, StaticAction};
 use crate::dataplane::{Functions, Pipeline, Plan, PortPlan, Reason, WorkerCounters};
 use crate::dpdk::{
     self, mbuf_ring, DpdkError, Eal, LcoreJoin, Mempool, MempoolConfig, Port, PortConfig, StopFlag,
 };
-use crate::mapcache::{map_cache, neighbor_table, MapCacheConfig, MapCacheError};
+use crate::mapcache::{
+    map_cache, neighbor_table, Locator, MapCacheConfig, MapCacheError, MapCacheWriter, Mapping,
+    NegativeAction, Neighbor, NeighborWriter,
+};
 
 pub use control::ControlStats;
 pub use worker::WorkerReport;
@@ -183,7 +186,9 @@ fn start(cfg: &Config, eal: &Eal, pool: &Mempool, stop: &StopFlag) -> Result<Run
         max_readers: readers,
         ..MapCacheConfig::default()
     })?;
-    let neighbors = neighbor_table(NEIGHBORS, readers)?;
+    let mut cache = cache;
+    let mut neighbors = neighbor_table(NEIGHBORS, readers)?;
+    install_static(cfg, &ports, &mut cache, &mut neighbors)?;
     let worker_count = cfg.lcores.workers.len();
     // The control core owns the last TX queue of every port.
     let control_txs: Vec<_> = ports
@@ -266,6 +271,47 @@ fn start(cfg: &Config, eal: &Eal, pool: &Mempool, stop: &StopFlag) -> Result<Run
         );
     }
     Ok(running)
+}
+
+/// Installs `lisp.static_mappings` and `ports[].neighbors` (validated before).
+fn install_static(
+    cfg: &Config,
+    ports: &[(String, Port)],
+    cache: &mut MapCacheWriter,
+    neighbors: &mut NeighborWriter,
+) -> Result<(), AppError> {
+    for m in &cfg.lisp.static_mappings {
+        let mut mapping = Mapping::default();
+        for r in &m.rlocs {
+            mapping.locators.push(Locator {
+                address: r.address,
+                priority: r.priority,
+                weight: r.weight,
+                reachable: true,
+            });
+        }
+        mapping.action = match m.action.unwrap_or(StaticAction::NativeForward) {
+            StaticAction::NativeForward => NegativeAction::NativelyForward,
+            StaticAction::Drop => NegativeAction::Drop,
+            StaticAction::SendMapRequest => NegativeAction::SendMapRequest,
+        };
+        cache.insert(m.iid, m.prefix, mapping, 0)?;
+        tracing::info!(iid = m.iid, prefix = %m.prefix, rlocs = m.rlocs.len(), "static mapping");
+    }
+    for (p, (_, port)) in cfg.ports.iter().zip(ports) {
+        for n in &p.neighbors {
+            let mac = n.mac_bytes().expect("validated: a MAC address");
+            neighbors.insert(
+                n.ip,
+                Neighbor {
+                    mac,
+                    port: port.id(),
+                },
+            )?;
+            tracing::info!(port = %p.name, ip = %n.ip, mac = %n.mac, "static neighbour");
+        }
+    }
+    Ok(())
 }
 
 /// Neighbour-table capacity (hosts on the EID subnets and next hops).

@@ -187,6 +187,8 @@ pub struct PortSection {
     /// Next hop for destinations off this port's subnets: the underlay router (rloc ports),
     /// or the enterprise gateway toward routed sites (eid ports).
     pub gateway: Option<IpAddr>,
+    /// Static neighbours on this port (IP → MAC), e.g. a gateway that does not answer ARP.
+    pub neighbors: Vec<StaticNeighbor>,
     /// Instance-ID of the EID traffic on this port (eid ports; 24 bits).
     pub iid: u32,
 }
@@ -204,6 +206,7 @@ impl Default for PortSection {
             promiscuous: None,
             addresses: Vec::new(),
             gateway: None,
+            neighbors: Vec::new(),
             iid: 0,
         }
     }
@@ -378,6 +381,66 @@ fn default_weight() -> u8 {
     100
 }
 
+/// A static ARP / ND entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticNeighbor {
+    pub ip: IpAddr,
+    /// "02:00:5e:10:00:01".
+    pub mac: String,
+}
+
+impl StaticNeighbor {
+    /// The MAC as bytes, `None` unless six colon-separated hex octets.
+    pub fn mac_bytes(&self) -> Option<[u8; 6]> {
+        let mut out = [0u8; 6];
+        let mut parts = self.mac.split(':');
+        for b in &mut out {
+            let p = parts.next()?;
+            if p.len() != 2 {
+                return None;
+            }
+            *b = u8::from_str_radix(p, 16).ok()?;
+        }
+        parts.next().is_none().then_some(out)
+    }
+}
+
+string_enum! {
+    /// What a static mapping without locators does (a negative map-cache entry).
+    StaticAction {
+        NativeForward = "native-forward",
+        Drop = "drop",
+        SendMapRequest = "send-map-request",
+    }
+}
+
+/// A locator of a static mapping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticLocator {
+    pub address: IpAddr,
+    #[serde(default = "default_priority")]
+    pub priority: u8,
+    #[serde(default = "default_weight")]
+    pub weight: u8,
+}
+
+/// A map-cache entry that never expires (`map-cache` in IOS-XE terms).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticMapping {
+    #[serde(default)]
+    pub iid: u32,
+    pub prefix: IpNet,
+    /// Up to 8 locators; none makes a negative entry with `action`.
+    #[serde(default)]
+    pub rlocs: Vec<StaticLocator>,
+    /// For an entry without locators (default: native-forward).
+    #[serde(default)]
+    pub action: Option<StaticAction>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DynamicEid {
@@ -417,6 +480,8 @@ pub struct Lisp {
     pub petrs: Vec<IpAddr>,
     /// Map-cache capacity (entries); least recently used are evicted beyond it.
     pub map_cache_capacity: u32,
+    /// Map-cache entries installed at start that never expire.
+    pub static_mappings: Vec<StaticMapping>,
 }
 
 impl Default for Lisp {
@@ -429,6 +494,7 @@ impl Default for Lisp {
             map_resolvers: Vec::new(),
             petrs: Vec::new(),
             map_cache_capacity: 1_000_000,
+            static_mappings: Vec::new(),
         }
     }
 }

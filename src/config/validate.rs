@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::error::Issue;
-use super::model::{Config, EidPrefix, PortRole, Role};
+use super::model::{Config, EidPrefix, PortRole, Role, StaticMapping};
 
 /// DPDK's RTE_MAX_LCORE on Debian's build.
 pub const MAX_LCORE: u32 = 128;
@@ -336,6 +336,33 @@ fn check_ports(c: &mut Checker, cfg: &Config, role: Option<Role>) {
                 );
             }
         }
+        let mut seen_neighbors = HashSet::new();
+        for (j, n) in p.neighbors.iter().enumerate() {
+            let nat = format!("ports[{i}].neighbors[{j}]");
+            if n.mac_bytes().map_or(true, |m| m[0] & 1 == 1 || m == [0; 6]) {
+                c.bad(
+                    format!("{nat}.mac"),
+                    Some(n.mac.clone()),
+                    "expected a unicast MAC address as six hex octets, e.g. \"02:00:5e:10:00:01\"",
+                );
+            }
+            if !p.addresses.iter().any(|a| a.contains(&n.ip))
+                || p.addresses.iter().any(|a| a.addr() == n.ip)
+            {
+                c.bad(
+                    format!("{nat}.ip"),
+                    Some(n.ip.to_string()),
+                    "a neighbour must be another host inside one of this port's subnets",
+                );
+            }
+            if !seen_neighbors.insert(n.ip) {
+                c.bad(
+                    format!("{nat}.ip"),
+                    Some(n.ip.to_string()),
+                    "listed twice on this port",
+                );
+            }
+        }
         if role != Some(Role::MsMr) && p.addresses.is_empty() {
             c.missing(at("addresses"), "required: the appliance's address on this port (e.g. [\"10.1.1.5/24\"]): ARP, ICMP and LISP control use it");
         }
@@ -526,6 +553,45 @@ fn check_eid_prefixes(c: &mut Checker, base: &str, list: &[EidPrefix]) {
     }
 }
 
+fn check_static_mappings(c: &mut Checker, list: &[StaticMapping]) {
+    let mut seen: HashSet<(u32, IpNet)> = HashSet::new();
+    for (i, m) in list.iter().enumerate() {
+        let at = format!("lisp.static_mappings[{i}]");
+        c.iid(&format!("{at}.iid"), m.iid);
+        c.eid_prefix(&format!("{at}.prefix"), &m.prefix);
+        if !seen.insert((m.iid, m.prefix.trunc())) {
+            c.bad(
+                format!("{at}.prefix"),
+                Some(m.prefix.to_string()),
+                format!("duplicate of another static mapping in instance {}", m.iid),
+            );
+        }
+        if m.rlocs.len() > crate::mapcache::MAX_LOCATORS {
+            c.bad(
+                format!("{at}.rlocs"),
+                Some(m.rlocs.len().to_string()),
+                format!("at most {} locators", crate::mapcache::MAX_LOCATORS),
+            );
+        }
+        if !m.rlocs.is_empty() && m.action.is_some() {
+            c.bad(
+                format!("{at}.action"),
+                m.action.map(|a| a.to_string()),
+                "an action is for entries without rlocs (negative entries)",
+            );
+        }
+        for (j, r) in m.rlocs.iter().enumerate() {
+            if r.address.is_unspecified() || r.address.is_multicast() || r.address.is_loopback() {
+                c.bad(
+                    format!("{at}.rlocs[{j}].address"),
+                    Some(r.address.to_string()),
+                    "an RLOC must be a routable unicast address",
+                );
+            }
+        }
+    }
+}
+
 fn check_lisp(c: &mut Checker, cfg: &Config, role: Option<Role>) {
     let l = &cfg.lisp;
     let data_role = matches!(role, Some(Role::Pxtr) | Some(Role::Xtr));
@@ -545,6 +611,7 @@ fn check_lisp(c: &mut Checker, cfg: &Config, role: Option<Role>) {
         }
     }
     check_eid_prefixes(c, "lisp.database_mappings", &l.database_mappings);
+    check_static_mappings(c, &l.static_mappings);
     unique(
         c,
         l.dynamic_eids
