@@ -106,6 +106,14 @@ fn pci_ports_are_allow_listed() {
 /// expected path, a fragment of the message, the text on the line the issue must point at).
 const BROKEN: &[(&str, &str, &str, &str, &str, &str)] = &[
     (
+        "punt rings exceed the pool",
+        "idle = \"adaptive\"",
+        "idle = \"adaptive\"\npunt_ring_size = 8192",
+        "mempool.mbufs",
+        "punt rings",
+        "mbufs = 8191",
+    ),
+    (
         "static neighbour with a bad MAC",
         "gateway = \"192.0.2.254\"",
         "gateway = \"192.0.2.254\"\nneighbors = [{ ip = \"192.0.2.254\", mac = \"02:00:00:00:fe\" }]",
@@ -183,7 +191,7 @@ const BROKEN: &[(&str, &str, &str, &str, &str, &str)] = &[
         "rx_descriptors = 4096 ",
         "mempool.mbufs",
         "can hold",
-        "mbufs = 4095",
+        "mbufs = 8191",
     ),
     (
         "unknown role",
@@ -339,7 +347,7 @@ const BROKEN: &[(&str, &str, &str, &str, &str, &str)] = &[
     ),
     (
         "pool too big for memory",
-        "mbufs = 4095",
+        "mbufs = 8191",
         "mbufs = 262143",
         "eal.memory_mb",
         "raise eal.memory_mb",
@@ -630,7 +638,7 @@ fn validation_problems_in_surviving_elements_are_not_lost() {
 #[test]
 fn types_are_strict() {
     for (from, to, path) in [
-        ("mbufs = 4095", "mbufs = 4094.6", "mempool.mbufs"),
+        ("mbufs = 8191", "mbufs = 8190.6", "mempool.mbufs"),
         ("cache = 128", "cache = \"yes\"", "mempool.cache"),
         ("hugepages = false", "hugepages = \"no\"", "eal.hugepages"),
         ("key_id = 2", "key_id = true", "map_server.sites[0].key_id"),

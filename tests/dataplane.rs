@@ -930,3 +930,68 @@ fn df_clear_packets_too_big_are_fragmented_then_encapsulated() {
     assert_eq!(r.p.counts().get(Reason::DropTooBig), 1);
     assert!(r.tx(RLOC).is_empty());
 }
+
+#[test]
+fn decap_never_delivers_to_a_neighbour_on_the_rloc_side_or_another_instance() {
+    let mut itr = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
+    itr.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
+    let mut etr = rig(plan(PEER_RLOC, "10.2.0.1/16", MissPolicy::Drop));
+    // The inner destination is known, but on the RLOC port (an xTR is no PETR).
+    etr.neigh
+        .insert(
+            "10.2.0.5".parse().unwrap(),
+            Neighbor {
+                mac: [2, 0, 0, 0, 0x66, 0x66],
+                port: 1,
+            },
+        )
+        .unwrap();
+    itr.run(EID, &[host_frame(Ipv4Addr::new(10, 2, 0, 5), 1)], 0);
+    let mut f = itr.tx(RLOC).remove(0);
+    f[0..6].copy_from_slice(&RLOC_MAC);
+    etr.run(RLOC, &[f], 0);
+    assert!(
+        etr.tx(RLOC).is_empty(),
+        "nothing decapsulated goes back to the underlay"
+    );
+    assert!(etr.tx(EID).is_empty());
+    assert_eq!(etr.p.counts().get(Reason::DropNoNeighbor), 1);
+    assert_eq!(
+        etr.out.events.as_slice(),
+        &[Event::NeighborMiss {
+            port: EID,
+            ip: "10.2.0.5".parse().unwrap()
+        }]
+    );
+}
+
+#[test]
+fn miss_reports_do_not_use_up_neighbour_requests() {
+    let mut p = plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop);
+    p.miss_reports_per_sec = 1;
+    let mut r = rig(p);
+    r.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
+    r.neigh.remove(IpAddr::V4(GW));
+    // Two unmapped destinations use up the misses' budget for this second (one reported,
+    // one limited); then, in the same second, a mapped destination whose gateway has no MAC:
+    // its neighbour request has a budget of its own.
+    r.run(
+        EID,
+        &[
+            host_frame(Ipv4Addr::new(10, 9, 0, 1), 1),
+            host_frame(Ipv4Addr::new(10, 9, 0, 2), 1),
+        ],
+        0,
+    );
+    r.run(EID, &[host_frame(Ipv4Addr::new(10, 2, 0, 5), 1)], 1);
+    assert_eq!(r.p.counts().get(Reason::MissReported), 1);
+    assert_eq!(r.p.counts().get(Reason::MissRateLimited), 1);
+    assert!(
+        r.out.events.contains(&Event::NeighborMiss {
+            port: RLOC,
+            ip: IpAddr::V4(GW)
+        }),
+        "{:?}",
+        r.out.events
+    );
+}

@@ -23,7 +23,7 @@ fn run_for_a_duration_receives_and_returns_every_mbuf() {
         out.status.code()
     );
     assert!(
-        stdout.contains("mbufs back in the pool: 4095/4095"),
+        stdout.contains("mbufs back in the pool: 8191/8191"),
         "{stdout}"
     );
     // net_null hands the eid0 worker (lcore 1) frames: it must have received some.
@@ -87,7 +87,7 @@ fn sigterm_stops_workers_and_ports_cleanly() {
     let log = rest.join("\n");
     assert!(log.contains("worker stopped lcore=1"), "{log}");
     assert!(log.contains("port closed port=eid0"), "{log}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("mbufs back in the pool: 4095/4095"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mbufs back in the pool: 8191/8191"));
 }
 
 #[test]
@@ -184,7 +184,7 @@ hugepages = false
 memory_mb = 256
 in_memory = true
 [mempool]
-mbufs = 4095
+mbufs = 8191
 cache = 128
 [[ports]]
 name = "eid0"
@@ -243,7 +243,7 @@ stats_interval_s = 0
         out.status.code()
     );
     assert!(
-        stdout.contains("mbufs back in the pool: 4095/4095"),
+        stdout.contains("mbufs back in the pool: 8191/8191"),
         "{stdout}"
     );
     assert!(stdout.contains("20 encapsulated"), "{stdout}\n{stderr}");

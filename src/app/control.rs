@@ -18,6 +18,11 @@ use crate::mapcache::{MapCacheWriter, NeighborWriter};
 
 use super::worker::punt_from_tag;
 
+/// Bursts taken from each punt ring per pass of the control loop.
+const PUNT_BURSTS_PER_POLL: usize = 16;
+/// Events taken from each worker's queue per pass.
+const EVENTS_PER_POLL: usize = 1024;
+
 /// Most ICMP errors the control core sends per second (RFC 1812 4.3.2.8: rate-limit them).
 const ICMP_PER_SEC: u32 = 1000;
 
@@ -74,8 +79,13 @@ impl Control {
     pub fn poll(&mut self, now_ms: u64) -> bool {
         let mut busy = false;
         let mut got: ArrayVec<Mbuf, MAX_BURST> = ArrayVec::new();
+        // Bounded work per ring and queue per pass, so a worker flooding its ring (ARP storm,
+        // TTL-1 scan) cannot starve the other rings, the events, reclamation and the stop check.
         for i in 0..self.punts.len() {
-            while self.punts[i].dequeue_burst(&mut got) > 0 {
+            for _ in 0..PUNT_BURSTS_PER_POLL {
+                if self.punts[i].dequeue_burst(&mut got) == 0 {
+                    break;
+                }
                 busy = true;
                 for m in got.drain(..) {
                     self.punted(m, now_ms);
@@ -83,7 +93,10 @@ impl Control {
             }
         }
         for q in &self.events {
-            while let Some(e) = q.pop() {
+            for _ in 0..EVENTS_PER_POLL {
+                let Some(e) = q.pop() else {
+                    break;
+                };
                 busy = true;
                 match e {
                     Event::Miss { iid, eid } => {

@@ -10,7 +10,9 @@ use crossbeam::queue::ArrayQueue;
 
 use crate::config::IdlePolicy;
 use crate::dataplane::counters::new_histogram;
-use crate::dataplane::{Event, Outputs, Pipeline, Punt, Reason, WorkerCounters, WorkerSnapshot};
+use crate::dataplane::{
+    Event, Outputs, Pipeline, Punt, Reason, WorkerCounters, WorkerSnapshot, MAX_OUT,
+};
 use crate::dpdk::{tsc, tsc_hz, Mbuf, RingProducer, RxQueue, StopFlag, TxQueue, MAX_BURST};
 
 /// What a worker reports when it stops.
@@ -77,7 +79,9 @@ impl Worker {
                     // Held packets are released or expired even while nothing arrives.
                     self.pipeline
                         .process(self.in_port, &mut burst, now_ms, &mut out);
-                    self.flush(&mut out, &mut punted);
+                    if !out.is_empty() || self.pipeline.counts().0.iter().any(|n| *n != 0) {
+                        self.flush(&mut out, &mut punted);
+                    }
                     continue;
                 }
                 empty_polls = empty_polls.saturating_add(1);
@@ -126,13 +130,18 @@ impl Worker {
             if tx.is_empty() {
                 continue;
             }
-            let bytes: u64 = tx.iter().map(|m| u64::from(m.data_len())).sum();
+            // Bytes of the frames the device takes: it takes a prefix of the array.
+            let mut lens = [0u16; MAX_OUT];
+            for (l, m) in lens.iter_mut().zip(tx.iter()) {
+                *l = m.data_len();
+            }
             let r = q.tx_burst_or_free(tx);
             c.add(Reason::Tx, r.sent as u64);
             c.add(Reason::DropTxFull, r.dropped as u64);
-            if r.dropped == 0 {
-                c.add(Reason::TxBytes, bytes);
-            }
+            c.add(
+                Reason::TxBytes,
+                lens[..r.sent].iter().map(|l| u64::from(*l)).sum::<u64>(),
+            );
         }
         if !out.punts.is_empty() {
             for (p, mut m) in out.punts.drain(..) {
@@ -140,9 +149,14 @@ impl Worker {
                 punted.push(m);
             }
             self.punts.enqueue_burst(punted);
-            // A full ring: the rest is dropped (and counted), the worker never waits.
-            c.add(Reason::DropPuntRingFull, punted.len() as u64);
-            punted.clear();
+            // A full ring: the rest is dropped and counted as such instead of as punted; the
+            // worker never waits.
+            for m in punted.drain(..) {
+                if let Some(p) = punt_from_tag(m.user_tag()) {
+                    c.0[p.reason as usize] = c.0[p.reason as usize].saturating_sub(1);
+                }
+                c.inc(Reason::DropPuntRingFull);
+            }
         }
         for e in out.events.drain(..) {
             if self.events.push(e).is_err() {

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::error::Issue;
-use super::model::{Config, EidPrefix, PortRole, Role, StaticMapping};
+use super::model::{Config, EidPrefix, MissPolicy, PortRole, Role, StaticMapping};
 
 /// DPDK's RTE_MAX_LCORE on Debian's build.
 pub const MAX_LCORE: u32 = 128;
@@ -185,10 +185,18 @@ fn check_eal_and_mempool(c: &mut Checker, cfg: &Config) {
                 + tx_queues * u64::from(p.tx_descriptors)
         })
         .sum::<u64>()
-        + lcores * (u64::from(m.cache) + u64::from(cfg.dataplane.burst));
+        + lcores * (u64::from(m.cache) + u64::from(cfg.dataplane.burst))
+        // Each worker's punt ring and hold queue can be full at once (a flood).
+        + cfg.lcores.workers.len() as u64
+            * (u64::from(cfg.dataplane.punt_ring_size)
+                + if cfg.dataplane.miss_policy == MissPolicy::Queue {
+                    u64::from(cfg.dataplane.hold_packets)
+                } else {
+                    0
+                });
     if held > u64::from(m.mbufs) {
         c.bad("mempool.mbufs", Some(m.mbufs.to_string()), format!(
-            "the ports' descriptor rings and the lcores' caches can hold {held} mbufs at once: raise mempool.mbufs above that (with room for packets in flight) or lower the descriptor counts"));
+            "the ports' descriptor rings, the lcores' caches and the workers' punt rings and hold queues can hold {held} mbufs at once: raise mempool.mbufs above that (with room for packets in flight) or lower the descriptor counts, dataplane.punt_ring_size or dataplane.hold_packets"));
     }
     // Each mbuf costs its data room plus ~256 bytes of header and mempool overhead.
     let pool_mib = (u64::from(m.mbufs) * (u64::from(m.data_room) + 256)) >> 20;

@@ -113,12 +113,12 @@ reasons! {
     DropNoRoute = "drop_no_route",
     /// Not enough headroom to prepend the outer headers.
     DropNoHeadroom = "drop_no_headroom",
-    /// The punt ring to the control core was full.
+    /// The punt ring to the control core was full (such frames are not counted under their
+    /// `punt_*` reason).
     DropPuntRingFull = "drop_punt_ring_full",
     /// The TX queue did not take the packet.
     DropTxFull = "drop_tx_full",
-    /// LISP data to us while the role has no ETR/PETR function, or traffic toward a
-    /// non-LISP destination while there is neither PETR nor native forwarding.
+    /// LISP data to us while the role has no ETR/PETR function.
     DropRole = "drop_role",
 }
 

@@ -270,8 +270,10 @@ struct Limiter {
     slots: Box<[(u64, u64)]>,
     interval_ms: u64,
     per_sec: u32,
-    window_start: u64,
-    in_window: u32,
+    /// One-second windows per kind (0: misses, 1: neighbour requests), so a flood of one kind
+    /// cannot use up the other's budget.
+    window_start: [u64; 2],
+    in_window: [u32; 2],
 }
 
 const LIMITER_SLOTS: usize = 4096;
@@ -282,8 +284,8 @@ impl Limiter {
             slots: vec![(u64::MAX, 0); LIMITER_SLOTS].into_boxed_slice(),
             interval_ms,
             per_sec,
-            window_start: 0,
-            in_window: 0,
+            window_start: [0; 2],
+            in_window: [0; 2],
         }
     }
 
@@ -298,20 +300,22 @@ impl Limiter {
         (a ^ u64::from(scope) << 33 ^ kind << 62).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
-    /// Whether a report for `key` may go now (and records it).
-    fn allow(&mut self, key: u64, now_ms: u64) -> bool {
+    /// Whether a report of `kind` (as given to [`Limiter::key`]) for `key` may go now (and
+    /// records it).
+    fn allow(&mut self, kind: usize, key: u64, now_ms: u64) -> bool {
         let slot = &mut self.slots[(key >> 52) as usize % LIMITER_SLOTS];
         if slot.0 == key && now_ms.saturating_sub(slot.1) < self.interval_ms {
             return false;
         }
-        if now_ms.saturating_sub(self.window_start) >= 1000 {
-            self.window_start = now_ms;
-            self.in_window = 0;
+        let k = kind.min(1);
+        if now_ms.saturating_sub(self.window_start[k]) >= 1000 {
+            self.window_start[k] = now_ms;
+            self.in_window[k] = 0;
         }
-        if self.in_window >= self.per_sec {
+        if self.in_window[k] >= self.per_sec {
             return false;
         }
-        self.in_window += 1;
+        self.in_window[k] += 1;
         *slot = (key, now_ms);
         true
     }
@@ -341,7 +345,7 @@ struct State<B> {
 
 /// The next-hop MAC of the first off-link destination of a burst, reused for the rest.
 struct GatewayCache {
-    ip: Option<IpAddr>,
+    ip: Option<(usize, IpAddr)>,
     mac: Option<[u8; 6]>,
 }
 
@@ -441,7 +445,6 @@ impl<B: PacketBuf> Pipeline<B> {
             match classify(pkt.data(), &view, &*self.fast, &mut infos[slot]) {
                 Class::Forward => {
                     if infos[slot].ttl <= 1 {
-                        self.st.counts.inc(Reason::PuntTtlExpired);
                         punt(out, Reason::PuntTtlExpired, pkt, &mut self.st.counts);
                     } else {
                         fwd.push(pkt);
@@ -453,7 +456,6 @@ impl<B: PacketBuf> Pipeline<B> {
                     }
                 }
                 Class::Punt(r) => {
-                    self.st.counts.inc(r);
                     punt(out, r, pkt, &mut self.st.counts);
                 }
                 Class::Drop(r) => self.st.counts.inc(r),
@@ -546,18 +548,23 @@ impl<B: PacketBuf> State<B> {
         now_ms: u64,
         out: &mut Outputs<B>,
     ) {
-        if self.limiter.allow(Limiter::key(0, iid, info.dst), now_ms) {
+        if self
+            .limiter
+            .allow(0, Limiter::key(0, iid, info.dst), now_ms)
+        {
             if out
                 .events
                 .try_push(Event::Miss { iid, eid: info.dst })
                 .is_ok()
             {
                 self.counts.inc(Reason::MissReported);
+            } else {
+                self.counts.inc(Reason::EventsLost);
             }
         } else {
             self.counts.inc(Reason::MissRateLimited);
         }
-        if self.plan.miss_policy == MissPolicy::Queue && self.hold.len() < self.hold.capacity() {
+        if self.plan.miss_policy == MissPolicy::Queue && self.hold.len() < self.plan.hold_capacity {
             self.counts.inc(Reason::Held);
             self.hold.push(Held {
                 pkt,
@@ -581,7 +588,11 @@ impl<B: PacketBuf> State<B> {
         let plan = Arc::clone(&self.plan);
         let mut i = 0;
         let mut released = 0;
-        while i < self.hold.len() {
+        // At most this many held packets are looked at per call (every millisecond), so a
+        // large hold queue under a flood of misses cannot stall the worker.
+        let mut budget = 4 * MAX_BURST;
+        while i < self.hold.len() && budget > 0 {
+            budget -= 1;
             let h = &self.hold[i];
             let iid = plan.ports[h.in_port].iid;
             let r = cache.resolve(iid, h.info.dst, h.info.flow_hash);
@@ -614,8 +625,12 @@ fn punt<B>(out: &mut Outputs<B>, r: Reason, pkt: B, counts: &mut Counts) {
     punt_mtu(out, r, 0, pkt, counts);
 }
 
+/// Hands a frame to the control core: counted under its reason, or as
+/// `drop_punt_ring_full` when there is no room (never both).
 fn punt_mtu<B>(out: &mut Outputs<B>, reason: Reason, mtu: u16, pkt: B, counts: &mut Counts) {
-    if out.punts.try_push((Punt { reason, mtu }, pkt)).is_err() {
+    if out.punts.try_push((Punt { reason, mtu }, pkt)).is_ok() {
+        counts.inc(reason);
+    } else {
         counts.inc(Reason::DropPuntRingFull);
     }
 }
@@ -698,14 +713,19 @@ impl Ctx<'_, '_> {
         ip: IpAddr,
         out_events: &mut ArrayVec<Event, MAX_OUT>,
     ) -> Option<[u8; 6]> {
-        if self.gw.ip == Some(ip) {
+        if self.gw.ip == Some((port, ip)) {
             if let Some(m) = self.gw.mac {
                 return Some(m);
             }
         }
-        match self.neighbors.lookup(ip) {
+        // Only a neighbour learned on the port the packet leaves by.
+        let on_port = self
+            .neighbors
+            .lookup(ip)
+            .filter(|n| self.plan.index_of_dpdk_port(n.port) == Some(port));
+        match on_port {
             Some(n) => {
-                self.gw.ip = Some(ip);
+                self.gw.ip = Some((port, ip));
                 self.gw.mac = Some(n.mac);
                 Some(n.mac)
             }
@@ -713,9 +733,12 @@ impl Ctx<'_, '_> {
                 self.counts.inc(Reason::DropNoNeighbor);
                 if self
                     .limiter
-                    .allow(Limiter::key(1, port as u32, ip), self.now_ms)
+                    .allow(1, Limiter::key(1, port as u32, ip), self.now_ms)
+                    && out_events
+                        .try_push(Event::NeighborMiss { port, ip })
+                        .is_err()
                 {
-                    let _ = out_events.try_push(Event::NeighborMiss { port, ip });
+                    self.counts.inc(Reason::EventsLost);
                 }
                 None
             }
@@ -730,14 +753,17 @@ impl Ctx<'_, '_> {
         pkt: B,
         info: &IpInfo,
         mtu: u16,
+        port: usize,
         out: &mut Outputs<B>,
         frags: &mut ArrayVec<(B, IpInfo), MAX_FRAGS>,
     ) -> bool {
         if info.dont_fragment {
-            self.counts.inc(Reason::PuntTooBig);
             punt_mtu(out, Reason::PuntTooBig, mtu, pkt, self.counts);
             false
-        } else if self.plan.fragment && fragment_v4(&pkt, info, usize::from(mtu), frags) {
+        } else if self.plan.fragment
+            && fragment_v4(&pkt, info, usize::from(mtu), frags)
+            && frags.len() <= out.tx[port].remaining_capacity()
+        {
             self.counts.inc(Reason::Fragmented);
             true
         } else {
@@ -774,19 +800,27 @@ impl Ctx<'_, '_> {
         } else {
             encap::OUTER_V4_LEN
         };
+        // The next hop first: a packet that cannot leave is one drop, not one per fragment.
+        let Some(mac) = self.next_hop_mac(port, nh, &mut out.events) else {
+            return;
+        };
         let mtu = self.plan.ports[port].mtu;
         if info.ip_len + hl > usize::from(mtu) {
             let mut frags = ArrayVec::new();
-            if self.too_big(pkt, info, mtu.saturating_sub(hl as u16), out, &mut frags) {
+            if self.too_big(
+                pkt,
+                info,
+                mtu.saturating_sub(hl as u16),
+                port,
+                out,
+                &mut frags,
+            ) {
                 for (f, finfo) in frags {
                     self.encap(f, &finfo, iid, rloc, out);
                 }
             }
             return;
         }
-        let Some(mac) = self.next_hop_mac(port, nh, &mut out.events) else {
-            return;
-        };
         let flow_hash = pkt.rss_hash().unwrap_or(info.flow_hash);
         *self.ipv4_id = self.ipv4_id.wrapping_add(1);
         if let (IpAddr::V4(dst), Some(src)) = (rloc, self.fast.src_v4) {
@@ -870,19 +904,19 @@ impl Ctx<'_, '_> {
             self.counts.inc(Reason::DropNoRoute);
             return;
         };
+        let Some(mac) = self.next_hop_mac(port, nh, &mut out.events) else {
+            return;
+        };
         let mtu = self.plan.ports[port].mtu;
         if info.ip_len > usize::from(mtu) {
             let mut frags = ArrayVec::new();
-            if self.too_big(pkt, info, mtu, out, &mut frags) {
+            if self.too_big(pkt, info, mtu, port, out, &mut frags) {
                 for (f, finfo) in frags {
                     self.native(f, &finfo, out);
                 }
             }
             return;
         }
-        let Some(mac) = self.next_hop_mac(port, nh, &mut out.events) else {
-            return;
-        };
         let frame = pkt.data_mut();
         decrement_ttl(&mut frame[ETH_LEN..]);
         let src = self.plan.ports[port].mac;
@@ -961,8 +995,15 @@ impl Ctx<'_, '_> {
     ) {
         let Decapped { mut pkt, dst, iid } = d;
         let plan = self.plan;
+        // A neighbour counts only on an EID port of the packet's instance (or, on a PETR, the
+        // RLOC side): a LISP packet must not reach another instance's hosts or the underlay.
+        let allowed = |i: usize| match plan.ports[i].role {
+            PortRole::Eid => plan.ports[i].iid == iid,
+            PortRole::Rloc => plan.functions.petr,
+        };
         let (port, mac) = match neighbor
             .and_then(|n| plan.index_of_dpdk_port(n.port).map(|i| (i, n.mac)))
+            .filter(|(i, _)| allowed(*i))
         {
             Some(x) => x,
             None => {
@@ -994,9 +1035,13 @@ impl Ctx<'_, '_> {
                     self.counts.inc(Reason::DropNoNeighbor);
                     if self
                         .limiter
-                        .allow(Limiter::key(1, port as u32, dst), self.now_ms)
+                        .allow(1, Limiter::key(1, port as u32, dst), self.now_ms)
+                        && out
+                            .events
+                            .try_push(Event::NeighborMiss { port, ip: dst })
+                            .is_err()
                     {
-                        let _ = out.events.try_push(Event::NeighborMiss { port, ip: dst });
+                        self.counts.inc(Reason::EventsLost);
                     }
                     return;
                 }
@@ -1098,7 +1143,17 @@ fn fragment_v4<B: PacketBuf>(
     }
     let field = u16::from_be_bytes([ip[6], ip[7]]);
     let (base, more) = (field & 0x1fff, field & 0x2000 != 0);
+    if usize::from(base) * 8 + payload.len() > 65_515 {
+        // Data that would end past the largest IPv4 packet: not ours to split.
+        return false;
+    }
     let n = payload.len().div_ceil(step);
+    if frags.remaining_capacity() < n {
+        return false;
+    }
+    // Fragments keep the flow's hash (a new buffer has no RSS hash), so they leave with the
+    // same UDP source port as the flow's other packets.
+    let flow_hash = pkt.rss_hash().unwrap_or(info.flow_hash);
     for (k, chunk) in payload.chunks(step).enumerate() {
         let Some(mut b) = pkt.alloc_sibling() else {
             return false;
@@ -1123,6 +1178,7 @@ fn fragment_v4<B: PacketBuf>(
             b,
             IpInfo {
                 ip_len: len,
+                flow_hash,
                 ..*info
             },
         ));
