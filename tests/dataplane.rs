@@ -995,3 +995,72 @@ fn miss_reports_do_not_use_up_neighbour_requests() {
         r.out.events
     );
 }
+
+#[test]
+fn decap_drops_packets_whose_outer_ttl_ran_out() {
+    let mut itr = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
+    itr.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
+    let mut etr = rig(plan(PEER_RLOC, "10.2.0.1/16", MissPolicy::Drop));
+    etr.neigh
+        .insert(
+            "10.2.0.5".parse().unwrap(),
+            Neighbor {
+                mac: HOST_MAC,
+                port: 0,
+            },
+        )
+        .unwrap();
+    itr.run(EID, &[host_frame(Ipv4Addr::new(10, 2, 0, 5), 1)], 0);
+    let mut f = itr.tx(RLOC).remove(0);
+    f[0..6].copy_from_slice(&RLOC_MAC);
+    f[14 + 8] = 0; // outer TTL 0, checksum fixed
+    f[24] = 0;
+    f[25] = 0;
+    let c = csum(&f[14..34]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    etr.run(RLOC, &[f], 0);
+    assert!(etr.tx(EID).is_empty());
+    assert_eq!(etr.p.counts().get(Reason::DropDecapInvalid), 1);
+}
+
+#[test]
+fn the_petr_is_chosen_by_the_underlay_family_not_the_inner_one() {
+    let mut p = plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop);
+    p.rlocs = vec![IpAddr::V4(OUR_RLOC)];
+    p.petrs = vec![
+        "2001:db8:99::1".parse().unwrap(),
+        "203.0.113.50".parse().unwrap(),
+    ];
+    let mut r = rig(p);
+    r.cache
+        .insert(
+            IID,
+            net("::/0"),
+            Mapping::negative(
+                NegativeAction::NativelyForward,
+                Some(Duration::from_secs(60)),
+            ),
+            0,
+        )
+        .unwrap();
+    let src: Ipv6Addr = "fd00:1::10".parse().unwrap();
+    let frame = eth(
+        EID_MAC,
+        HOST_MAC,
+        0x86dd,
+        &ipv6_udp(src, "2001:db8:77::1".parse().unwrap(), 7, 9, 10, 30),
+    );
+    r.run(EID, &[frame], 0);
+    assert_eq!(
+        r.p.counts().get(Reason::Encap),
+        1,
+        "{:?}",
+        r.p.counts().nonzero().collect::<Vec<_>>()
+    );
+    let f = r.tx(RLOC).remove(0);
+    assert_eq!(
+        &f[30..34],
+        &[203, 0, 113, 50],
+        "IPv6 inside IPv4 to the IPv4 PETR"
+    );
+}

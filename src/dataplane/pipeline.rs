@@ -89,8 +89,13 @@ impl Plan {
         self.rlocs.iter().copied().find(|r| r.is_ipv6() == v6)
     }
 
-    fn petr(&self, v6: bool) -> Option<IpAddr> {
-        self.petrs.iter().copied().find(|r| r.is_ipv6() == v6)
+    /// The PETR to use: the first one we have a source RLOC for (the underlay's family, not
+    /// the inner packet's, decides).
+    fn petr(&self) -> Option<IpAddr> {
+        self.petrs
+            .iter()
+            .copied()
+            .find(|p| self.rlocs.iter().any(|r| r.is_ipv6() == p.is_ipv6()))
     }
 
     fn on_link(&self, port: usize, ip: IpAddr) -> bool {
@@ -694,7 +699,7 @@ impl Ctx<'_, '_> {
     ) -> Result<(), B> {
         match r {
             Resolution::Encapsulate(rloc) => self.encap(pkt, info, iid, rloc, out),
-            Resolution::NativelyForward => match self.plan.petr(info.dst.is_ipv6()) {
+            Resolution::NativelyForward => match self.plan.petr() {
                 Some(petr) => self.encap(pkt, info, iid, &petr, out),
                 None => self.native(pkt, info, out),
             },
@@ -956,6 +961,14 @@ fn decap_strip<B: PacketBuf>(plan: &Plan, mut pkt: B, counts: &mut Counts) -> Op
             return None;
         }
     };
+    let inner_at = ETH_LEN + d.inner_offset;
+    // The inner TTL became min(inner, outer): a packet whose outer TTL ran out is not
+    // delivered with TTL 0.
+    let ttl_at = inner_at + if d.inner_version == 4 { 8 } else { 7 };
+    if pkt.data().get(ttl_at).map_or(true, |t| *t == 0) {
+        counts.inc(Reason::DropDecapInvalid);
+        return None;
+    }
     let iid = d.header.iid.unwrap_or(0);
     if !plan
         .ports
@@ -965,7 +978,6 @@ fn decap_strip<B: PacketBuf>(plan: &Plan, mut pkt: B, counts: &mut Counts) -> Op
         counts.inc(Reason::DropUnknownIid);
         return None;
     }
-    let inner_at = ETH_LEN + d.inner_offset;
     let inner = &pkt.data()[inner_at..inner_at + d.inner_len];
     let dst = if d.inner_version == 4 {
         IpAddr::V4(Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]))
