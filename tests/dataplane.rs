@@ -1064,3 +1064,33 @@ fn the_petr_is_chosen_by_the_underlay_family_not_the_inner_one() {
         "IPv6 inside IPv4 to the IPv4 PETR"
     );
 }
+
+#[test]
+fn ipv4_packets_with_a_wrong_header_checksum_are_not_forwarded() {
+    let mut r = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
+    r.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
+    let mut f = host_frame(Ipv4Addr::new(10, 2, 0, 5), 1);
+    f[14 + 10] ^= 0x01;
+    r.run(EID, &[f, host_frame(Ipv4Addr::new(10, 2, 0, 5), 2)], 0);
+    assert_eq!(r.p.counts().get(Reason::DropBadChecksum), 1);
+    assert_eq!(r.tx(RLOC).len(), 1, "the good one goes");
+}
+
+#[test]
+fn held_packets_leave_in_order_and_before_newer_ones() {
+    let mut r = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Queue));
+    let sport = |f: &Vec<u8>| u16::from_be_bytes([f[50 + 20], f[50 + 21]]);
+    let held: Vec<Vec<u8>> = (0..4)
+        .map(|i| host_frame(Ipv4Addr::new(10, 2, 0, 5), 100 + i))
+        .collect();
+    r.run(EID, &held, 0);
+    assert_eq!(r.p.held(), 4);
+    r.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
+    r.run(EID, &[host_frame(Ipv4Addr::new(10, 2, 0, 5), 200)], 5);
+    let out: Vec<u16> = r.tx(RLOC).iter().map(sport).collect();
+    assert_eq!(
+        out,
+        [100, 101, 102, 103, 200],
+        "inner UDP source ports in arrival order"
+    );
+}

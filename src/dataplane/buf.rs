@@ -22,6 +22,11 @@ pub trait PacketBuf {
     fn is_chained(&self) -> bool;
     /// Grows the frame by `n` bytes at the end and returns them; `None` without the room.
     fn append(&mut self, n: usize) -> Option<&mut [u8]>;
+    /// What the NIC found of the IPv4 header checksum: `Some(true)` good, `Some(false)` bad,
+    /// `None` not checked (the pipeline then checks it).
+    fn rx_ip_checksum(&self) -> Option<bool> {
+        None
+    }
     /// Starts loading the frame's first bytes into the cache (a hint; may do nothing).
     fn prefetch(&self) {}
     /// A new empty buffer of the same kind (from the same pool), for fragments.
@@ -74,6 +79,16 @@ impl PacketBuf for Mbuf {
     #[inline(always)]
     fn prefetch(&self) {
         self.prefetch_data();
+    }
+    #[inline(always)]
+    fn rx_ip_checksum(&self) -> Option<bool> {
+        if self.rx_ip_checksum_good() {
+            Some(true)
+        } else if self.rx_ip_checksum_bad() {
+            Some(false)
+        } else {
+            None
+        }
     }
 }
 

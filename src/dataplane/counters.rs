@@ -84,6 +84,8 @@ reasons! {
     DropNotForUs = "drop_not_for_us",
     /// Frames too short or with inconsistent IP headers.
     DropMalformed = "drop_malformed",
+    /// IPv4 packets to forward whose header checksum is wrong (RFC 1812 5.2.2).
+    DropBadChecksum = "drop_bad_checksum",
     /// Frames of an EtherType we do not handle (VLAN tags, MPLS, ...).
     DropEthertype = "drop_ethertype",
     /// IP multicast and broadcast (not routed through LISP here).

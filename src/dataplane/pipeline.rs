@@ -435,6 +435,13 @@ impl<B: PacketBuf> Pipeline<B> {
             mac: None,
         };
         let neighbors = self.neighbors.snapshot();
+        let cache = self.cache.snapshot();
+        // Held packets whose mapping arrived go first: they are older than this burst.
+        if !self.st.hold.is_empty() && now_ms >= self.st.next_hold_check {
+            self.st.next_hold_check = now_ms + 1;
+            self.st
+                .recheck_held(&cache, &neighbors, &mut gw, now_ms, out);
+        }
         // Every frame's headers start loading before the first is parsed.
         for pkt in pkts.iter() {
             pkt.prefetch();
@@ -449,7 +456,9 @@ impl<B: PacketBuf> Pipeline<B> {
             let slot = fwd.len();
             match classify(pkt.data(), &view, &*self.fast, &mut infos[slot]) {
                 Class::Forward => {
-                    if infos[slot].ttl <= 1 {
+                    if infos[slot].dst.is_ipv4() && !ipv4_header_ok(&pkt) {
+                        self.st.counts.inc(Reason::DropBadChecksum);
+                    } else if infos[slot].ttl <= 1 {
                         punt(out, Reason::PuntTtlExpired, pkt, &mut self.st.counts);
                     } else {
                         fwd.push(pkt);
@@ -490,7 +499,6 @@ impl<B: PacketBuf> Pipeline<B> {
                 ctx.deliver(d, n, out);
             }
         }
-        let cache = self.cache.snapshot();
         if !fwd.is_empty() {
             let n = fwd.len();
             let mut r4 = [Resolution::Miss; MAX_BURST];
@@ -513,11 +521,6 @@ impl<B: PacketBuf> Pipeline<B> {
             for (pkt, info) in missed {
                 self.st.miss(pkt, info, iid, in_port, now_ms, out);
             }
-        }
-        if !self.st.hold.is_empty() && now_ms >= self.st.next_hold_check {
-            self.st.next_hold_check = now_ms + 1;
-            self.st
-                .recheck_held(&cache, &neighbors, &mut gw, now_ms, out);
         }
     }
 }
@@ -610,7 +613,8 @@ impl<B: PacketBuf> State<B> {
                 // Room in the output arrays is for one burst of releases per call.
                 break;
             }
-            let h = self.hold.swap_remove(i);
+            // In order: packets of a flow leave as they came.
+            let h = self.hold.remove(i);
             if waiting {
                 self.counts.inc(Reason::DropHoldExpired);
                 continue;
@@ -628,6 +632,20 @@ impl<B: PacketBuf> State<B> {
 
 fn punt<B>(out: &mut Outputs<B>, r: Reason, pkt: B, counts: &mut Counts) {
     punt_mtu(out, r, 0, pkt, counts);
+}
+
+/// Whether the IPv4 header of a frame to forward has a right checksum: the NIC's verdict when
+/// it checked, else computed (classify has validated the header length).
+#[inline(always)]
+fn ipv4_header_ok<B: PacketBuf>(pkt: &B) -> bool {
+    match pkt.rx_ip_checksum() {
+        Some(ok) => ok,
+        None => {
+            let f = pkt.data();
+            let ihl = usize::from(f[ETH_LEN] & 0x0f) * 4;
+            crate::wire::checksum::checksum(&f[ETH_LEN..ETH_LEN + ihl]) == 0
+        }
+    }
 }
 
 /// Hands a frame to the control core: counted under its reason, or as

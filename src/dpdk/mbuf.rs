@@ -240,6 +240,13 @@ impl Mbuf {
             == sys::RTE_MBUF_F_RX_IP_CKSUM_BAD as u64
     }
 
+    /// Whether the NIC checked the IPv4 header checksum and found it good.
+    #[inline(always)]
+    pub fn rx_ip_checksum_good(&self) -> bool {
+        self.raw().ol_flags & sys::RTE_MBUF_F_RX_IP_CKSUM_MASK as u64
+            == sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD as u64
+    }
+
     /// Whether the NIC checked the L4 checksum and found it bad.
     #[inline(always)]
     pub fn rx_l4_checksum_bad(&self) -> bool {
