@@ -367,6 +367,7 @@ impl<B: PacketBuf> Pipeline<B> {
                 },
             })
             .collect();
+        let fast = Arc::new(Fast::new(&plan));
         Pipeline {
             st: State {
                 limiter: Limiter::new(plan.miss_interval_ms, plan.miss_reports_per_sec),
@@ -375,12 +376,12 @@ impl<B: PacketBuf> Pipeline<B> {
                 next_hold_check: 0,
                 counts: Counts::default(),
                 plan: Arc::clone(&plan),
-                fast: Arc::new(Fast::new(&plan)),
+                fast: Arc::clone(&fast),
             },
             views,
             cache,
             neighbors,
-            fast: Arc::new(Fast::new(&plan)),
+            fast,
             plan,
         }
     }
@@ -784,8 +785,13 @@ impl Ctx<'_, '_> {
             punt_mtu(out, Reason::PuntTooBig, mtu, pkt, self.counts);
             false
         } else if self.plan.fragment
-            && fragment_v4(&pkt, info, usize::from(mtu), frags)
-            && frags.len() <= out.tx[port].remaining_capacity()
+            && fragment_v4(
+                &pkt,
+                info,
+                usize::from(mtu),
+                out.tx[port].remaining_capacity(),
+                frags,
+            )
         {
             self.counts.inc(Reason::Fragmented);
             true
@@ -1147,13 +1153,14 @@ fn encap_v4(frame: &mut [u8], info: &IpInfo, src: u32, dst: u32, sport: u16, id:
 pub const MAX_FRAGS: usize = 20;
 
 /// Splits the DF-clear IPv4 packet in `pkt` (an Ethernet frame) into fragments of at most
-/// `max_ip` bytes each (RFC 791: payload in multiples of 8 bytes, offsets and MF carried over
+/// `max_ip` bytes each, at most `room` of them (RFC 791: payload in multiples of 8 bytes, offsets and MF carried over
 /// from a packet that is itself a fragment), each a new Ethernet frame in `frags`. False (and
 /// `frags` to be discarded) for IPv6, IPv4 options, a path too small or no buffers.
 fn fragment_v4<B: PacketBuf>(
     pkt: &B,
     info: &IpInfo,
     max_ip: usize,
+    room: usize,
     frags: &mut ArrayVec<(B, IpInfo), MAX_FRAGS>,
 ) -> bool {
     if info.dst.is_ipv6() {
@@ -1178,7 +1185,8 @@ fn fragment_v4<B: PacketBuf>(
         return false;
     }
     let n = payload.len().div_ceil(step);
-    if frags.remaining_capacity() < n {
+    // Checked before any buffer is allocated: all fragments fit, or none is made.
+    if n > frags.remaining_capacity() || n > room {
         return false;
     }
     // Fragments keep the flow's hash (a new buffer has no RSS hash), so they leave with the
