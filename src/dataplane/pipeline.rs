@@ -11,7 +11,9 @@ use ipnet::IpNet;
 
 use crate::config::{MissPolicy, PortRole};
 use crate::dpdk::MAX_BURST;
-use crate::mapcache::{MapCacheReader, NeighborReader, NeighborSnapshot, Resolution, Snapshot};
+use crate::mapcache::{
+    MapCacheReader, NeighborReader, NeighborSnapshot, Packed, Resolution, Snapshot,
+};
 use crate::wire::data::DataRepr;
 use crate::wire::encap::{self, EncapParams, Outer};
 use crate::wire::Error as WireError;
@@ -334,6 +336,16 @@ pub struct Pipeline<B> {
     cache: MapCacheReader,
     neighbors: NeighborReader,
     st: State<B>,
+    scratch: Box<Scratch>,
+}
+
+/// Per-burst arrays, kept between bursts so that none is cleared per burst: every slot a
+/// burst reads was written earlier in the same burst.
+struct Scratch {
+    infos: [IpInfo; MAX_BURST],
+    r4: [Packed; MAX_BURST],
+    r6: [Resolution; MAX_BURST],
+    at: [u8; MAX_BURST],
 }
 
 /// The pipeline's mutable state apart from the table readers (borrowed beside their
@@ -346,6 +358,45 @@ struct State<B> {
     hold: Vec<Held<B>>,
     next_hold_check: u64,
     counts: Counts,
+    /// Outer headers per IPv4 RLOC, valid for one burst (see [`RlocMemo`]).
+    memo: RlocMemo,
+}
+
+/// What every packet to one IPv4 RLOC shares, worked out once per burst: the port, the
+/// Ethernet header, and the outer IPv4 header's constant words.
+#[derive(Clone, Copy, Default)]
+struct OuterV4 {
+    /// The burst it was made in; an older one is stale (the neighbour table may have changed).
+    burst: u64,
+    rloc: u32,
+    port: usize,
+    eth: [u8; ETH_LEN],
+    /// The largest inner packet that fits the port's MTU.
+    max_inner: usize,
+}
+
+/// Slots of [`RlocMemo`]: direct-mapped by RLOC.
+const MEMO_SLOTS: usize = 64;
+
+/// Per-burst memo of outer headers by IPv4 RLOC, so a burst's packets to one RLOC route and
+/// look up the next hop once. Slots of earlier bursts are ignored, not cleared.
+struct RlocMemo {
+    burst: u64,
+    slots: Box<[OuterV4; MEMO_SLOTS]>,
+}
+
+impl RlocMemo {
+    fn new() -> Self {
+        RlocMemo {
+            burst: 1,
+            slots: Box::new([OuterV4::default(); MEMO_SLOTS]),
+        }
+    }
+
+    #[inline(always)]
+    fn slot(rloc: u32) -> usize {
+        (rloc.wrapping_mul(0x9E37_79B1) >> 26) as usize % MEMO_SLOTS
+    }
 }
 
 /// The next-hop MAC of the first off-link destination of a burst, reused for the rest.
@@ -375,6 +426,7 @@ impl<B: PacketBuf> Pipeline<B> {
                 ipv4_id: 0,
                 next_hold_check: 0,
                 counts: Counts::default(),
+                memo: RlocMemo::new(),
                 plan: Arc::clone(&plan),
                 fast: Arc::clone(&fast),
             },
@@ -383,6 +435,12 @@ impl<B: PacketBuf> Pipeline<B> {
             neighbors,
             fast,
             plan,
+            scratch: Box::new(Scratch {
+                infos: [IpInfo::EMPTY; MAX_BURST],
+                r4: [Packed::MISS; MAX_BURST],
+                r6: [Resolution::Miss; MAX_BURST],
+                at: [0; MAX_BURST],
+            }),
         }
     }
 
@@ -429,7 +487,7 @@ impl<B: PacketBuf> Pipeline<B> {
         };
         let iid = plan.ports[in_port].iid;
         let mut fwd: ArrayVec<B, MAX_BURST> = ArrayVec::new();
-        let mut infos = [IpInfo::EMPTY; MAX_BURST];
+        let Scratch { infos, r4, r6, at } = &mut *self.scratch;
         let mut dec: ArrayVec<Decapped<B>, MAX_BURST> = ArrayVec::new();
         let mut gw = GatewayCache {
             ip: None,
@@ -447,9 +505,11 @@ impl<B: PacketBuf> Pipeline<B> {
         for pkt in pkts.iter() {
             pkt.prefetch();
         }
+        // Counted in registers, added once per burst.
+        let rx = pkts.len() as u64;
+        let mut rx_bytes = 0u64;
         for pkt in pkts.drain(..) {
-            self.st.counts.inc(Reason::Rx);
-            self.st.counts.add(Reason::RxBytes, pkt.data().len() as u64);
+            rx_bytes += pkt.data().len() as u64;
             if pkt.is_chained() {
                 self.st.counts.inc(Reason::DropChained);
                 continue;
@@ -476,6 +536,8 @@ impl<B: PacketBuf> Pipeline<B> {
                 Class::Drop(r) => self.st.counts.inc(r),
             }
         }
+        self.st.counts.add(Reason::Rx, rx);
+        self.st.counts.add(Reason::RxBytes, rx_bytes);
         if !dec.is_empty() {
             // The burst's next hops in one batch (IPv4; IPv6 one by one), so the lookups'
             // cache misses overlap.
@@ -502,25 +564,42 @@ impl<B: PacketBuf> Pipeline<B> {
         }
         if !fwd.is_empty() {
             let n = fwd.len();
-            let mut r4 = [Resolution::Miss; MAX_BURST];
-            let mut r6 = [Resolution::Miss; MAX_BURST];
-            let mut at = [0u8; MAX_BURST];
-            resolve(&cache, iid, &infos[..n], &mut r4, &mut r6, &mut at);
+            resolve(&cache, iid, &infos[..n], r4, r6, at);
             let mut missed: ArrayVec<(B, IpInfo), MAX_BURST> = ArrayVec::new();
+            self.st.memo.burst += 1;
             let mut ctx = self.st.ctx(&neighbors, &mut gw, now_ms);
+            let mut encaps = 0;
             for (i, pkt) in fwd.drain(..).enumerate() {
                 let info = &infos[i];
                 let r = if info.dst.is_ipv4() {
-                    &r4[usize::from(at[i])]
+                    let p = r4[usize::from(at[i])];
+                    // The common case, an IPv4 RLOC: straight to the IPv4 encapsulation.
+                    if let Some(rloc) = p.rloc_v4() {
+                        match ctx.encap_v4_fast(pkt, info, iid, rloc) {
+                            Ok((port, pkt)) => {
+                                encaps += 1;
+                                ctx.send(port, pkt, out);
+                            }
+                            Err(pkt) => {
+                                ctx.encap(pkt, info, iid, &IpAddr::V4(Ipv4Addr::from(rloc)), out)
+                            }
+                        }
+                        continue;
+                    }
+                    cache.unpack(p)
                 } else {
-                    &r6[usize::from(at[i])]
+                    r6[usize::from(at[i])]
                 };
-                if let Err(pkt) = ctx.act(pkt, info, iid, r, out) {
+                if let Err(pkt) = ctx.act(pkt, info, iid, &r, out) {
                     missed.push((pkt, *info));
                 }
             }
-            for (pkt, info) in missed {
-                self.st.miss(pkt, info, iid, in_port, now_ms, out);
+            ctx.counts.add(Reason::Encap, encaps);
+            // Not `for .. in missed`: that moves the whole array (2.5 KB) even when empty.
+            if !missed.is_empty() {
+                for (pkt, info) in missed.drain(..) {
+                    self.st.miss(pkt, info, iid, in_port, now_ms, out);
+                }
             }
         }
     }
@@ -542,6 +621,7 @@ impl<B: PacketBuf> State<B> {
             limiter: &mut self.limiter,
             ipv4_id: &mut self.ipv4_id,
             counts: &mut self.counts,
+            memo: &mut self.memo,
             now_ms,
         }
     }
@@ -665,11 +745,11 @@ fn resolve(
     cache: &Snapshot<'_>,
     iid: u32,
     infos: &[IpInfo],
-    r4: &mut [Resolution; MAX_BURST],
+    r4: &mut [Packed; MAX_BURST],
     r6: &mut [Resolution; MAX_BURST],
     at: &mut [u8; MAX_BURST],
 ) {
-    let mut v4: ArrayVec<Ipv4Addr, MAX_BURST> = ArrayVec::new();
+    let mut v4: ArrayVec<u32, MAX_BURST> = ArrayVec::new();
     let mut h4: ArrayVec<u32, MAX_BURST> = ArrayVec::new();
     let mut v6: ArrayVec<Ipv6Addr, MAX_BURST> = ArrayVec::new();
     let mut h6: ArrayVec<u32, MAX_BURST> = ArrayVec::new();
@@ -677,7 +757,7 @@ fn resolve(
         match &info.dst {
             IpAddr::V4(d) => {
                 *a = v4.len() as u8;
-                v4.push(*d);
+                v4.push(u32::from(*d));
                 h4.push(info.flow_hash);
             }
             IpAddr::V6(d) => {
@@ -688,7 +768,7 @@ fn resolve(
         }
     }
     if !v4.is_empty() {
-        cache.resolve_v4(iid, &v4, &h4, &mut r4[..v4.len()]);
+        cache.resolve_v4_packed(iid, &v4, &h4, &mut r4[..v4.len()]);
     }
     if !v6.is_empty() {
         cache.resolve_v6(iid, &v6, &h6, &mut r6[..v6.len()]);
@@ -703,6 +783,7 @@ struct Ctx<'a, 'b> {
     limiter: &'a mut Limiter,
     ipv4_id: &'a mut u16,
     counts: &'a mut Counts,
+    memo: &'a mut RlocMemo,
     now_ms: u64,
 }
 
@@ -802,6 +883,84 @@ impl Ctx<'_, '_> {
         }
     }
 
+    /// The outer header of a burst's packets to IPv4 RLOC `rloc`, from the memo or made now.
+    /// `None` when the general path must handle it (no source RLOC, no route, no neighbour:
+    /// it counts and reports those).
+    /// Returns the memo slot (read in place: a copy of the struct, read back right after it
+    /// was written, would stall on store-to-load forwarding).
+    #[inline(always)]
+    fn outer_v4(&mut self, rloc: u32) -> Option<usize> {
+        let burst = self.memo.burst;
+        let at = RlocMemo::slot(rloc);
+        let slot = &mut self.memo.slots[at];
+        if slot.burst == burst && slot.rloc == rloc {
+            return Some(at);
+        }
+        self.fast.src_v4?;
+        let (port, nh) = self.fast.rloc_route(&IpAddr::V4(Ipv4Addr::from(rloc)))?;
+        let n = self.neighbors.lookup(nh)?;
+        if self.plan.index_of_dpdk_port(n.port) != Some(port) {
+            return None;
+        }
+        let mut eth = [0u8; ETH_LEN];
+        write_eth(&mut eth, n.mac, self.plan.ports[port].mac, ETHERTYPE_IPV4);
+        *slot = OuterV4 {
+            burst,
+            rloc,
+            port,
+            eth,
+            max_inner: usize::from(self.plan.ports[port].mtu)
+                .saturating_sub(encap::OUTER_V4_LEN),
+        };
+        Some(at)
+    }
+
+    /// IPv4-underlay encapsulation of a packet that fits: `Ok((port, frame))` to send,
+    /// `Err(pkt)` untouched for [`Ctx::encap`] (too big, no outer header, no headroom). Counts
+    /// nothing: the caller counts what it sends.
+    #[inline(always)]
+    fn encap_v4_fast<B: PacketBuf>(
+        &mut self,
+        mut pkt: B,
+        info: &IpInfo,
+        iid: u32,
+        rloc: u32,
+    ) -> Result<(usize, B), B> {
+        let Some(at) = self.outer_v4(rloc) else {
+            return Err(pkt);
+        };
+        let o = &self.memo.slots[at];
+        let Some(src) = self.fast.src_v4 else {
+            return Err(pkt);
+        };
+        let hl = encap::OUTER_V4_LEN;
+        if info.ip_len > o.max_inner || pkt.data().len() < ETH_LEN {
+            return Err(pkt);
+        }
+        let (port, eth) = (o.port, &o.eth);
+        let flow_hash = pkt.rss_hash().unwrap_or(info.flow_hash);
+        *self.ipv4_id = self.ipv4_id.wrapping_add(1);
+        pkt.adj(ETH_LEN);
+        let Some(frame) = pkt.prepend(ETH_LEN + hl) else {
+            // Undo the adj: the general path starts from the Ethernet frame.
+            let _ = pkt.prepend(ETH_LEN);
+            return Err(pkt);
+        };
+        frame[..ETH_LEN].copy_from_slice(eth);
+        encap_v4(
+            frame,
+            info,
+            src,
+            rloc,
+            encap::source_port(flow_hash),
+            *self.ipv4_id,
+            iid,
+        );
+        pkt.truncate(ETH_LEN + hl + info.ip_len);
+        Ok((port, pkt))
+    }
+
+    #[inline(never)]
     fn encap<B: PacketBuf>(
         &mut self,
         mut pkt: B,
@@ -1233,6 +1392,7 @@ fn write_eth(frame: &mut [u8], dst: [u8; 6], src: [u8; 6], ethertype: u16) {
 
 /// Decrements the TTL / hop limit of an IP packet (checked > 1 by the caller), keeping the
 /// IPv4 header checksum right (RFC 1624).
+#[inline(always)]
 fn decrement_ttl(ip: &mut [u8]) {
     if ip[0] >> 4 == 6 {
         ip[7] -= 1;

@@ -11,7 +11,9 @@ use rustc_hash::FxHashMap;
 
 use super::chunked::Chunked;
 use super::lpm::{leaf_value, LpmError, LpmShared, LpmWriter, MAX_VALUE};
-use super::mapping::{select, set_image, Mapping, NegativeAction, SetImage, SET_WORDS};
+use super::mapping::{
+    locator_at, select, select_packed, set_image, Mapping, NegativeAction, SetImage, SET_WORDS,
+};
 use super::qsbr::Qsbr;
 use super::MapCacheError;
 use crate::dpdk::AtomicTable;
@@ -96,6 +98,41 @@ pub enum Resolution {
     /// No entry covers the EID: punt (IID, EID) to the control core for a Map-Request.
     #[default]
     Miss,
+}
+
+/// A [`Resolution`] packed in one word, for the per-packet path of an IPv4 underlay: the
+/// common outcome, an IPv4 RLOC, is read without building an `IpAddr`.
+/// [`Snapshot::resolve_v4_packed`] makes them; [`Snapshot::unpack`] gives the full form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Packed(u64);
+
+const PK_MISS: u64 = 0;
+const PK_V4: u64 = 1;
+const PK_V6: u64 = 2;
+const PK_NATIVE: u64 = 3;
+const PK_DROP: u64 = 4;
+const PK_SMR: u64 = 5;
+const PK_UNUSABLE: u64 = 6;
+
+impl Packed {
+    /// No entry covers the EID.
+    pub const MISS: Packed = Packed(PK_MISS);
+
+    #[inline(always)]
+    fn new(kind: u64, low: u32) -> Self {
+        Packed(kind << 56 | u64::from(low))
+    }
+
+    #[inline(always)]
+    fn kind(self) -> u64 {
+        self.0 >> 56
+    }
+
+    /// The IPv4 RLOC to encapsulate to, when that is the outcome.
+    #[inline(always)]
+    pub fn rloc_v4(self) -> Option<u32> {
+        (self.kind() == PK_V4).then_some(self.0 as u32)
+    }
 }
 
 /// Entry flags in the reader-visible target word.
@@ -771,10 +808,35 @@ impl Snapshot<'_> {
 
     #[inline(always)]
     fn count_hit(&self, e: u32) {
+        self.count_hits(e, 1);
+    }
+
+    #[inline(always)]
+    fn count_hits(&self, e: u32, n: u32) {
         if let (Some(h), Some(id)) = (self.hits, leaf_value(e)) {
             let c = h.at(id as usize);
-            c.store(c.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+            c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
         }
+    }
+
+    /// Counts a burst's hits, a run of packets to one entry as one add: incrementing the same
+    /// counter packet after packet is a chain of dependent memory updates.
+    #[inline(always)]
+    fn count_burst(&self, slots: &[u32]) {
+        let Some(&first) = slots.first() else {
+            return;
+        };
+        let (mut run_e, mut run) = (first, 0u32);
+        for e in slots {
+            if *e == run_e {
+                run += 1;
+            } else {
+                self.count_hits(run_e, run);
+                run_e = *e;
+                run = 1;
+            }
+        }
+        self.count_hits(run_e, run);
     }
 
     #[inline(always)]
@@ -805,11 +867,9 @@ impl Snapshot<'_> {
         self.outcome(self.target(e), flow_hash)
     }
 
-    /// The burst after its LPM: all entry-word loads, then all hit counts, then the RLOC
-    /// picks, so the cache misses of different packets overlap instead of queueing.
+    /// The entry words and hit counters of a large cache are cache misses: start them all.
     #[inline(always)]
-    fn finish_burst(&self, slots: &[u32], flow_hashes: &[u32], out: &mut [Resolution]) {
-        // The entry words and hit counters of a large cache are cache misses: start them all.
+    fn prefetch_entries(&self, slots: &[u32]) {
         for e in slots {
             if let Some(id) = leaf_value(*e) {
                 self.shared.entries.prefetch(id as usize);
@@ -818,15 +878,121 @@ impl Snapshot<'_> {
                 }
             }
         }
+    }
+
+    /// The burst after its LPM: all entry-word loads, then all hit counts, then the RLOC
+    /// picks, so the cache misses of different packets overlap instead of queueing.
+    #[inline(always)]
+    fn finish_burst(&self, slots: &[u32], flow_hashes: &[u32], out: &mut [Resolution]) {
+        self.prefetch_entries(slots);
         let mut targets = [0u32; 64];
         for (t, e) in targets.iter_mut().zip(slots) {
             *t = self.target(*e);
         }
-        for e in slots {
-            self.count_hit(*e);
-        }
+        self.count_burst(slots);
         for ((o, t), h) in out.iter_mut().zip(&targets[..slots.len()]).zip(flow_hashes) {
             *o = self.outcome(*t, *h);
+        }
+    }
+
+    /// The packed outcome of entry word `t` for a flow, and whether any flow gets the same
+    /// (at most one usable locator, or no locator at all).
+    #[inline(always)]
+    fn outcome_packed(&self, t: u32, flow_hash: u32) -> (Packed, bool) {
+        match t & (3 << 30) {
+            POSITIVE => {
+                let set = t & MAX_VALUE;
+                match self
+                    .shared
+                    .sets
+                    .get(set as usize)
+                    .and_then(|w| select_packed(w, flow_hash))
+                {
+                    Some((Ok(a), fixed)) => (Packed::new(PK_V4, a), fixed),
+                    // The locator's index beside the set id: unpacked when the packet is sent.
+                    Some((Err(k), fixed)) => (
+                        Packed(PK_V6 << 56 | (k as u64) << 32 | u64::from(set)),
+                        fixed,
+                    ),
+                    None => (Packed::new(PK_UNUSABLE, 0), true),
+                }
+            }
+            NEGATIVE => match t & 3 {
+                0 => (Packed::new(PK_NATIVE, 0), true),
+                1 => (Packed::new(PK_DROP, 0), true),
+                _ => (Packed::new(PK_SMR, 0), true),
+            },
+            _ => (Packed::MISS, true),
+        }
+    }
+
+    /// Resolves a burst of IPv4 EIDs (as integers) of instance `iid` into packed results:
+    /// the same outcomes as [`Snapshot::resolve_v4`] (and the same hit counts). Processes
+    /// `min` of the three lengths.
+    #[inline]
+    pub fn resolve_v4_packed(
+        &self,
+        iid: u32,
+        eids: &[u32],
+        flow_hashes: &[u32],
+        out: &mut [Packed],
+    ) {
+        let mut slots = [0u32; 64];
+        let n = eids.len().min(flow_hashes.len()).min(out.len());
+        for start in (0..n).step_by(64) {
+            let end = (start + 64).min(n);
+            let slots = &mut slots[..end - start];
+            self.resolve_keys(iid, &eids[start..end], slots, &self.shared.v4);
+            self.prefetch_entries(slots);
+            let mut targets = [0u32; 64];
+            for (t, e) in targets.iter_mut().zip(slots.iter()) {
+                *t = self.target(*e);
+            }
+            self.count_burst(slots);
+            // A run of packets to one entry whose outcome does not depend on the flow (one
+            // locator, negative, none) reuses the first packet's result.
+            let (mut prev_t, mut prev) = (u32::MAX, None);
+            for ((o, t), h) in out[start..end]
+                .iter_mut()
+                .zip(&targets)
+                .zip(&flow_hashes[start..end])
+            {
+                if *t == prev_t {
+                    if let Some(p) = prev {
+                        *o = p;
+                        continue;
+                    }
+                }
+                let (p, fixed) = self.outcome_packed(*t, *h);
+                *o = p;
+                prev_t = *t;
+                prev = fixed.then_some(p);
+            }
+        }
+    }
+
+    /// The full form of a packed result.
+    pub fn unpack(&self, p: Packed) -> Resolution {
+        match p.kind() {
+            PK_V4 => Resolution::Encapsulate(IpAddr::V4(Ipv4Addr::from(p.0 as u32))),
+            PK_V6 => {
+                let set = (p.0 as u32) as usize;
+                let k = ((p.0 >> 32) & 0xff) as usize;
+                match self
+                    .shared
+                    .sets
+                    .get(set)
+                    .and_then(|w| locator_at(w, k))
+                {
+                    Some(a) => Resolution::Encapsulate(a),
+                    None => Resolution::NoUsableRloc,
+                }
+            }
+            PK_NATIVE => Resolution::NativelyForward,
+            PK_DROP => Resolution::Drop,
+            PK_SMR => Resolution::SendMapRequest,
+            PK_UNUSABLE => Resolution::NoUsableRloc,
+            _ => Resolution::Miss,
         }
     }
 

@@ -117,6 +117,54 @@ fn split(a: IpAddr) -> (u64, u64, bool) {
     }
 }
 
+/// [`select`] in packed form for the data plane's per-packet path: `Some(Ok(v4))` for an IPv4
+/// locator, `Some(Err(k))` for the set's locator `k` when it is IPv6 (read it with
+/// [`locator_at`]), `None` when no locator is usable; with whether the set has one locator
+/// (every flow gets it). No `IpAddr` is built (copying that enum through memory right after
+/// writing it stalls the CPU).
+#[inline(always)]
+pub(crate) fn select_packed(
+    words: &[AtomicU64],
+    flow_hash: u32,
+) -> Option<(Result<u32, usize>, bool)> {
+    let h = words.first()?.load(Ordering::Relaxed);
+    let n = (h & 0xFF) as usize;
+    let total = (h >> 8) & 0xFFFF;
+    if n == 0 || total == 0 {
+        return None;
+    }
+    let x = (u64::from(flow_hash) * total) >> 32;
+    let cum = [
+        words.get(1)?.load(Ordering::Relaxed),
+        words.get(2)?.load(Ordering::Relaxed),
+    ];
+    let mut k = 0;
+    while k + 1 < n && x >= (cum[k / 4] >> (16 * (k % 4))) & 0xFFFF {
+        k += 1;
+    }
+    let one = n == 1;
+    if (h >> (24 + k)) & 1 == 1 {
+        Some((Err(k), one))
+    } else {
+        Some((Ok(words.get(4 + 2 * k)?.load(Ordering::Relaxed) as u32), one))
+    }
+}
+
+/// Locator `k` of a stored set image.
+pub(crate) fn locator_at(words: &[AtomicU64], k: usize) -> Option<IpAddr> {
+    let h = words.first()?.load(Ordering::Relaxed);
+    if k >= (h & 0xFF) as usize {
+        return None;
+    }
+    let hi = words.get(3 + 2 * k)?.load(Ordering::Relaxed);
+    let lo = words.get(4 + 2 * k)?.load(Ordering::Relaxed);
+    Some(if (h >> (24 + k)) & 1 == 1 {
+        IpAddr::V6(Ipv6Addr::from((u128::from(hi) << 64) | u128::from(lo)))
+    } else {
+        IpAddr::V4(Ipv4Addr::from(lo as u32))
+    })
+}
+
 /// Picks the RLOC for a flow from a stored set image (`words` = the set's words): the flow
 /// hash scaled to the total weight falls in one locator's share, so a flow always gets the same
 /// RLOC while the set is unchanged. `None` when no locator is usable.

@@ -31,7 +31,7 @@ mod qsbr;
 
 pub use cache::{
     map_cache, InsertOutcome, MapCacheConfig, MapCacheReader, MapCacheWriter, MemoryUsage,
-    Resolution, Snapshot, Usage,
+    Packed, Resolution, Snapshot, Usage,
 };
 pub use mapping::{Locator, Mapping, NegativeAction, MAX_LOCATORS, PRIORITY_UNUSABLE};
 pub use neighbor::{neighbor_table, Neighbor, NeighborReader, NeighborSnapshot, NeighborWriter};
