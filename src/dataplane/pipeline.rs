@@ -118,6 +118,9 @@ pub struct Punt {
 /// arrays instead of `IpAddr` and `IpNet` behind vectors of ports.
 struct Fast {
     local_v4: Vec<u32>,
+    /// One bit per IPv4 local address ([`bloom_bit`]): most destinations are ruled out by one
+    /// test instead of a scan.
+    local_v4_bloom: u64,
     local_v6: Vec<u128>,
     rloc_v4: Vec<u32>,
     rloc_v6: Vec<u128>,
@@ -136,6 +139,7 @@ impl Fast {
     fn new(plan: &Plan) -> Self {
         let mut f = Fast {
             local_v4: Vec::new(),
+            local_v4_bloom: 0,
             local_v6: Vec::new(),
             rloc_v4: Vec::new(),
             rloc_v6: Vec::new(),
@@ -187,6 +191,7 @@ impl Fast {
                 }
             }
         }
+        f.local_v4_bloom = f.local_v4.iter().fold(0, |b, a| b | bloom_bit(*a));
         f
     }
 
@@ -213,11 +218,19 @@ impl Fast {
     }
 }
 
+#[inline(always)]
+fn bloom_bit(a: u32) -> u64 {
+    1 << (a.wrapping_mul(0x9E37_79B1) >> 26)
+}
+
 impl LocalAddresses for Fast {
     #[inline]
     fn is_local(&self, ip: IpAddr) -> bool {
         match ip {
-            IpAddr::V4(a) => self.local_v4.contains(&u32::from(a)),
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                self.local_v4_bloom & bloom_bit(a) != 0 && self.local_v4.contains(&a)
+            }
             IpAddr::V6(a) => self.local_v6.contains(&u128::from(a)),
         }
     }
@@ -479,7 +492,7 @@ impl<B: PacketBuf> Pipeline<B> {
         now_ms: u64,
         out: &mut Outputs<B>,
     ) {
-        let plan = Arc::clone(&self.plan);
+        let plan = &*self.plan;
         let Some(view) = self.views.get(in_port).copied() else {
             self.st.counts.add(Reason::DropNotForUs, pkts.len() as u64);
             pkts.clear();
@@ -724,7 +737,10 @@ fn ipv4_header_ok<B: PacketBuf>(pkt: &B) -> bool {
         None => {
             let f = pkt.data();
             let ihl = usize::from(f[ETH_LEN] & 0x0f) * 4;
-            crate::wire::checksum::checksum(&f[ETH_LEN..ETH_LEN + ihl]) == 0
+            match f.get(ETH_LEN..ETH_LEN + 20).map(<&[u8; 20]>::try_from) {
+                Some(Ok(h)) if ihl == 20 => crate::wire::checksum::ipv4_header20_ok(h),
+                _ => crate::wire::checksum::checksum(&f[ETH_LEN..ETH_LEN + ihl]) == 0,
+            }
         }
     }
 }
@@ -898,19 +914,28 @@ impl Ctx<'_, '_> {
         }
         self.fast.src_v4?;
         let (port, nh) = self.fast.rloc_route(&IpAddr::V4(Ipv4Addr::from(rloc)))?;
-        let n = self.neighbors.lookup(nh)?;
-        if self.plan.index_of_dpdk_port(n.port) != Some(port) {
-            return None;
-        }
+        // RLOCs behind one gateway share its MAC (the burst's gateway cache).
+        let mac = match self.gw.mac {
+            Some(m) if self.gw.ip == Some((port, nh)) => m,
+            _ => {
+                let n = self.neighbors.lookup(nh)?;
+                if self.plan.index_of_dpdk_port(n.port) != Some(port) {
+                    return None;
+                }
+                self.gw.ip = Some((port, nh));
+                self.gw.mac = Some(n.mac);
+                n.mac
+            }
+        };
+        let slot = &mut self.memo.slots[at];
         let mut eth = [0u8; ETH_LEN];
-        write_eth(&mut eth, n.mac, self.plan.ports[port].mac, ETHERTYPE_IPV4);
+        write_eth(&mut eth, mac, self.plan.ports[port].mac, ETHERTYPE_IPV4);
         *slot = OuterV4 {
             burst,
             rloc,
             port,
             eth,
-            max_inner: usize::from(self.plan.ports[port].mtu)
-                .saturating_sub(encap::OUTER_V4_LEN),
+            max_inner: usize::from(self.plan.ports[port].mtu).saturating_sub(encap::OUTER_V4_LEN),
         };
         Some(at)
     }

@@ -978,12 +978,7 @@ impl Snapshot<'_> {
             PK_V6 => {
                 let set = (p.0 as u32) as usize;
                 let k = ((p.0 >> 32) & 0xff) as usize;
-                match self
-                    .shared
-                    .sets
-                    .get(set)
-                    .and_then(|w| locator_at(w, k))
-                {
+                match self.shared.sets.get(set).and_then(|w| locator_at(w, k)) {
                     Some(a) => Resolution::Encapsulate(a),
                     None => Resolution::NoUsableRloc,
                 }

@@ -146,7 +146,10 @@ pub(crate) fn select_packed(
     if (h >> (24 + k)) & 1 == 1 {
         Some((Err(k), one))
     } else {
-        Some((Ok(words.get(4 + 2 * k)?.load(Ordering::Relaxed) as u32), one))
+        Some((
+            Ok(words.get(4 + 2 * k)?.load(Ordering::Relaxed) as u32),
+            one,
+        ))
     }
 }
 
