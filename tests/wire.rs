@@ -1016,6 +1016,65 @@ proptest! {
         prop_assert_eq!(DataRepr::parse(&pxtr::wire::DataHeader::new_checked(&b[..]).unwrap()).unwrap(), r);
     }
 
+    /// The fast decapsulation agrees with the general one: same verdict where it answers, same
+    /// bytes after, and it answers for the common case (IPv4 in IPv4, zero UDP checksum).
+    #[test]
+    fn fast_decap_agrees_with_decapsulate(inner_len in 20usize..120, iid in proptest::option::of(0u32..1 << 24),
+            tos in any::<u8>(), outer_tos in any::<u8>(), ttl in 2u8..=255, outer_ttl in 0u8..=255,
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3)) {
+        let mut inner = vec![0u8; inner_len];
+        inner[0] = 0x45;
+        inner[1] = tos;
+        inner[2..4].copy_from_slice(&(inner_len as u16).to_be_bytes());
+        inner[8] = ttl;
+        inner[9] = 17;
+        inner[12..16].copy_from_slice(&[10, 1, 1, 10]);
+        inner[16..20].copy_from_slice(&[10, 2, 0, 7]);
+        let c = pxtr::wire::checksum::checksum(&inner[..20]);
+        inner[10..12].copy_from_slice(&c.to_be_bytes());
+        let params = EncapParams {
+            outer: Outer::new("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap()).unwrap(),
+            flow_hash: 7,
+            header: DataRepr { iid, ..DataRepr::default() },
+            ipv4_id: 1,
+            ipv6_zero_checksum: true,
+        };
+        let mut buf = vec![0u8; 36 + inner_len];
+        buf[36..].copy_from_slice(&inner);
+        let n = encap::encapsulate(&mut buf, &params).unwrap();
+        buf.truncate(n);
+        // Outer TTL and ECN as drawn (header checksum recomputed), then random damage.
+        buf[8] = outer_ttl;
+        buf[1] = outer_tos;
+        buf[10] = 0;
+        buf[11] = 0;
+        let c = pxtr::wire::checksum::checksum(&buf[..20]);
+        buf[10..12].copy_from_slice(&c.to_be_bytes());
+        let clean = flips.is_empty();
+        for (at, x) in flips {
+            let len = buf.len();
+            buf[at % len] ^= x;
+        }
+        let mut general = buf.clone();
+        let mut fast = buf.clone();
+        let g = encap::decapsulate(&mut general, true);
+        match encap::decapsulate_v4(&mut fast) {
+            Some(f) => {
+                let g = g.expect("the fast path accepted what the general one rejects");
+                prop_assert_eq!(f.inner_offset, g.inner_offset);
+                prop_assert_eq!(f.inner_len, g.inner_len);
+                prop_assert_eq!(g.inner_version, 4);
+                prop_assert_eq!(f.iid, g.header.iid);
+                prop_assert_eq!(&fast, &general);
+            }
+            None => {
+                prop_assert_eq!(&fast, &buf, "the fast path changed a packet it refused");
+                // The undamaged common case is always the fast path's, unless ECN says drop.
+                prop_assert!(!(clean && g.is_ok()), "fast path refused a clean packet");
+            }
+        }
+    }
+
     #[test]
     fn parsing_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
         let _ = Message::parse(&bytes);

@@ -259,6 +259,68 @@ pub fn ecn_decap(inner: u8, outer: u8) -> Option<u8> {
     }
 }
 
+/// What [`decapsulate_v4`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decap4 {
+    /// Where the inner IPv4 packet starts (always 36: outer IPv4 + UDP + LISP headers).
+    pub inner_offset: usize,
+    pub inner_len: usize,
+    /// The instance-ID when the I bit is set.
+    pub iid: Option<u32>,
+}
+
+/// [`decapsulate`] for its common case, in a handful of loads: an outer IPv4 header without
+/// options, a zero UDP checksum, an inner IPv4 packet. `None` when the packet is not that case
+/// or is invalid: the caller then runs [`decapsulate`], which handles the rest and names the
+/// error; the buffer is unchanged then. When `Some`, the buffer was changed exactly as
+/// `decapsulate` changes it (inner TTL, ECN, IPv4 checksum) and the result agrees with it.
+#[inline(always)]
+pub fn decapsulate_v4(pkt: &mut [u8]) -> Option<Decap4> {
+    const INNER: usize = 20 + 8 + HEADER_LEN;
+    let be16 = |b: &[u8], at: usize| usize::from(u16::from_be_bytes([b[at], b[at + 1]]));
+    if pkt.len() < INNER + 20 || pkt[0] != 0x45 {
+        return None;
+    }
+    let total = be16(pkt, 2);
+    if total < INNER + 20 || total > pkt.len() {
+        return None;
+    }
+    let h: &[u8; 20] = pkt[..20].try_into().ok()?;
+    if !checksum::ipv4_header20_ok(h) || be16(pkt, 6) & 0x3fff != 0 || pkt[9] != 17 {
+        return None;
+    }
+    let (outer_ttl, outer_ecn) = (pkt[8], pkt[1] & 3);
+    let udp = &pkt[20..total];
+    if be16(udp, 2) != usize::from(LISP_DATA_PORT) || be16(udp, 4) != udp.len() || be16(udp, 6) != 0
+    {
+        return None;
+    }
+    let flags = udp[8];
+    // N with V, and the K bits, are errors: decapsulate reports them.
+    if flags & 0x90 == 0x90 || flags & 0x03 != 0 {
+        return None;
+    }
+    let iid = (flags & 0x08 != 0).then(|| u32::from_be_bytes([0, udp[12], udp[13], udp[14]]));
+    let inner = &mut pkt[INNER..total];
+    let ihl = usize::from(inner[0] & 0x0f) * 4;
+    let len = be16(inner, 2);
+    if inner[0] >> 4 != 4 || ihl < 20 || len < ihl || len > inner.len() {
+        return None;
+    }
+    let ecn = ecn_decap(inner[1] & 3, outer_ecn)?;
+    if ecn != inner[1] & 3 {
+        set_inner_ecn(inner, false, ecn);
+    }
+    if outer_ttl < inner[8] {
+        set_inner_ttl(inner, false, outer_ttl);
+    }
+    Some(Decap4 {
+        inner_offset: INNER,
+        inner_len: len,
+        iid,
+    })
+}
+
 /// Validates and removes the outer headers in place (the buffer is left as it was except for
 /// the inner TTL, ECN and IPv4 checksum). `verify_udp_checksum` checks non-zero UDP checksums
 /// (a zero one is accepted: IPv4 LISP uses it, and RFC 6936 allows it for IPv6 tunnels).
