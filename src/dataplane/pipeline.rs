@@ -224,7 +224,7 @@ fn bloom_bit(a: u32) -> u64 {
 }
 
 impl LocalAddresses for Fast {
-    #[inline]
+    #[inline(always)]
     fn is_local(&self, ip: IpAddr) -> bool {
         match ip {
             IpAddr::V4(a) => {
@@ -234,7 +234,7 @@ impl LocalAddresses for Fast {
             IpAddr::V6(a) => self.local_v6.contains(&u128::from(a)),
         }
     }
-    #[inline]
+    #[inline(always)]
     fn is_rloc(&self, ip: IpAddr) -> bool {
         match ip {
             IpAddr::V4(a) => self.rloc_v4.contains(&u32::from(a)),
@@ -1162,22 +1162,32 @@ fn decap_strip<B: PacketBuf>(plan: &Plan, mut pkt: B, counts: &mut Counts) -> Op
         counts.inc(Reason::DropRole);
         return None;
     }
-    let d = match encap::decapsulate(&mut pkt.data_mut()[ETH_LEN..], true) {
-        Ok(d) => d,
-        Err(_) => {
-            counts.inc(Reason::DropDecapInvalid);
-            return None;
-        }
+    // The common case (IPv4 in IPv4) in a few loads, the rest through the general parser.
+    let frame = &mut pkt.data_mut()[ETH_LEN..];
+    let (inner_offset, inner_len, v4, iid) = match encap::decapsulate_v4(frame) {
+        Some(d) => (d.inner_offset, d.inner_len, true, d.iid),
+        None => match encap::decapsulate(frame, true) {
+            Ok(d) => (
+                d.inner_offset,
+                d.inner_len,
+                d.inner_version == 4,
+                d.header.iid,
+            ),
+            Err(_) => {
+                counts.inc(Reason::DropDecapInvalid);
+                return None;
+            }
+        },
     };
-    let inner_at = ETH_LEN + d.inner_offset;
+    let inner_at = ETH_LEN + inner_offset;
     // The inner TTL became min(inner, outer): a packet whose outer TTL ran out is not
     // delivered with TTL 0.
-    let ttl_at = inner_at + if d.inner_version == 4 { 8 } else { 7 };
+    let ttl_at = inner_at + if v4 { 8 } else { 7 };
     if pkt.data().get(ttl_at).map_or(true, |t| *t == 0) {
         counts.inc(Reason::DropDecapInvalid);
         return None;
     }
-    let iid = d.header.iid.unwrap_or(0);
+    let iid = iid.unwrap_or(0);
     if !plan
         .ports
         .iter()
@@ -1186,8 +1196,8 @@ fn decap_strip<B: PacketBuf>(plan: &Plan, mut pkt: B, counts: &mut Counts) -> Op
         counts.inc(Reason::DropUnknownIid);
         return None;
     }
-    let inner = &pkt.data()[inner_at..inner_at + d.inner_len];
-    let dst = if d.inner_version == 4 {
+    let inner = &pkt.data()[inner_at..inner_at + inner_len];
+    let dst = if v4 {
         IpAddr::V4(Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]))
     } else {
         let mut a = [0u8; 16];
@@ -1199,7 +1209,7 @@ fn decap_strip<B: PacketBuf>(plan: &Plan, mut pkt: B, counts: &mut Counts) -> Op
         counts.inc(Reason::DropMalformed);
         return None;
     }
-    pkt.truncate(ETH_LEN + d.inner_len);
+    pkt.truncate(ETH_LEN + inner_len);
     Some(Decapped { pkt, dst, iid })
 }
 
