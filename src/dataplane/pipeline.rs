@@ -539,7 +539,7 @@ impl<B: PacketBuf> Pipeline<B> {
                     }
                 }
                 Class::Decap => {
-                    if let Some(d) = decap_strip(&plan, pkt, &mut self.st.counts) {
+                    if let Some(d) = decap_strip(plan, pkt, &mut self.st.counts) {
                         dec.push(d);
                     }
                 }
