@@ -703,3 +703,101 @@ fn replace_in_place_identical_and_changed() {
     assert_eq!(w.memory().sets_in_use, 1);
     assert_eq!(w.len(), 1);
 }
+
+// ---- packed results (the data plane's IPv4 path) ------------------------------------------
+
+fn arb_mapping() -> impl Strategy<Value = Mapping> {
+    let locator = (any::<bool>(), any::<u32>(), 1u8..4, 0u8..4, any::<bool>()).prop_map(
+        |(v6, a, priority, weight, reachable)| {
+            let address = if v6 {
+                IpAddr::V6(Ipv6Addr::from(u128::from(a) | 0x2001_0db8 << 96))
+            } else {
+                IpAddr::V4(Ipv4Addr::from(a))
+            };
+            loc(address, priority, weight, reachable)
+        },
+    );
+    (proptest::collection::vec(locator, 0..5), 0u8..3).prop_map(|(locs, act)| {
+        let mut m = Mapping::default();
+        m.locators.extend(locs);
+        m.action = [
+            NegativeAction::NativelyForward,
+            NegativeAction::Drop,
+            NegativeAction::SendMapRequest,
+        ][usize::from(act)];
+        m
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// `resolve_v4_packed`, unpacked, gives what `resolve_v4` gives for every packet of a burst
+    /// (runs of one destination included), and counts the same hits.
+    #[test]
+    fn packed_results_agree_with_resolutions(
+        maps in proptest::collection::vec((0u32..8, arb_mapping()), 1..6),
+        burst in proptest::collection::vec((0u32..10, any::<u32>(), 1usize..4), 1..24),
+    ) {
+        let mut w = map_cache(small_config(24, 16)).unwrap();
+        let mut r1 = w.reader().unwrap();
+        let mut r2 = w.reader().unwrap();
+        let mut prefixes = Vec::new();
+        for (i, (n, m)) in maps.into_iter().enumerate() {
+            // Nested prefixes of 10.0.0.0/8: /8 + 2 * n bits, each the i-th of its length.
+            let len = 8 + 2 * n as u8 + 1;
+            let net = (10u32 << 24) | ((i as u32) << (32 - len));
+            let p = IpNet::new(IpAddr::V4(Ipv4Addr::from(net)), len).unwrap().trunc();
+            if w.insert(0, p, m, 0).is_ok() {
+                prefixes.push(p);
+            }
+        }
+        // Runs of the same destination and hash, as bursts of one flow have them.
+        let mut eids = Vec::new();
+        let mut hashes = Vec::new();
+        for (d, h, run) in burst {
+            let a = (10u32 << 24) | d.wrapping_mul(0x0135_7913) >> 8;
+            for k in 0..run {
+                eids.push(a);
+                hashes.push(h ^ (k as u32 & 1));
+            }
+        }
+        let n = eids.len().min(64);
+        let v4: Vec<Ipv4Addr> = eids[..n].iter().map(|a| Ipv4Addr::from(*a)).collect();
+        let mut full = vec![Resolution::Miss; n];
+        let mut packed = vec![pxtr::mapcache::Packed::MISS; n];
+        r1.snapshot().resolve_v4(0, &v4, &hashes[..n], &mut full);
+        w.collect_usage(1);
+        let first: Vec<u64> = prefixes.iter().map(|p| w.usage(0, *p).map_or(0, |u| u.hits)).collect();
+        // Hits per prefix by a naive longest match over the packets.
+        for (p, h1) in prefixes.iter().zip(&first) {
+            let want = v4
+                .iter()
+                .filter(|a| {
+                    prefixes
+                        .iter()
+                        .filter(|q| q.contains(&IpAddr::V4(**a)))
+                        .max_by_key(|q| q.prefix_len())
+                        == Some(p)
+                })
+                .count() as u64;
+            prop_assert_eq!(*h1, want, "hits of {}", p);
+        }
+        let s = r2.snapshot();
+        s.resolve_v4_packed(0, &eids[..n], &hashes[..n], &mut packed);
+        for i in 0..n {
+            prop_assert_eq!(s.unpack(packed[i]), full[i], "packet {}", i);
+            prop_assert_eq!(
+                packed[i].rloc_v4(),
+                match full[i] { Resolution::Encapsulate(IpAddr::V4(a)) => Some(u32::from(a)), _ => None }
+            );
+        }
+        drop(s);
+        // The packed path counted the same hits per entry as the full one.
+        w.collect_usage(2);
+        for (p, h1) in prefixes.iter().zip(first) {
+            let total = w.usage(0, *p).map_or(0, |u| u.hits);
+            prop_assert_eq!(total, 2 * h1, "hits of {}", p);
+        }
+    }
+}

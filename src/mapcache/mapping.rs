@@ -173,30 +173,8 @@ pub(crate) fn locator_at(words: &[AtomicU64], k: usize) -> Option<IpAddr> {
 /// RLOC while the set is unchanged. `None` when no locator is usable.
 #[inline(always)]
 pub(crate) fn select(words: &[AtomicU64], flow_hash: u32) -> Option<IpAddr> {
-    let h = words.first()?.load(Ordering::Relaxed);
-    let n = (h & 0xFF) as usize;
-    let total = (h >> 8) & 0xFFFF;
-    if n == 0 || total == 0 {
-        return None;
-    }
-    // The hash scaled to [0, total) by a multiply and a shift (a division per packet costs
-    // tens of cycles); proportional to weight for uniformly spread hashes.
-    let x = (u64::from(flow_hash) * total) >> 32;
-    let cum = [
-        words.get(1)?.load(Ordering::Relaxed),
-        words.get(2)?.load(Ordering::Relaxed),
-    ];
-    let mut k = 0;
-    while k + 1 < n && x >= (cum[k / 4] >> (16 * (k % 4))) & 0xFFFF {
-        k += 1;
-    }
-    let hi = words.get(3 + 2 * k)?.load(Ordering::Relaxed);
-    let lo = words.get(4 + 2 * k)?.load(Ordering::Relaxed);
-    if (h >> (24 + k)) & 1 == 1 {
-        Some(IpAddr::V6(Ipv6Addr::from(
-            (u128::from(hi) << 64) | u128::from(lo),
-        )))
-    } else {
-        Some(IpAddr::V4(Ipv4Addr::from(lo as u32)))
+    match select_packed(words, flow_hash)?.0 {
+        Ok(a) => Some(IpAddr::V4(Ipv4Addr::from(a))),
+        Err(k) => locator_at(words, k),
     }
 }
