@@ -1094,3 +1094,67 @@ fn held_packets_leave_in_order_and_before_newer_ones() {
         "inner UDP source ports in arrival order"
     );
 }
+
+#[test]
+fn decap_to_an_eid_port_with_a_smaller_mtu_fragments_or_drops() {
+    let inner_of = |df: bool| {
+        ipv4_udp(
+            Ipv4Addr::new(10, 1, 1, 10),
+            Ipv4Addr::new(10, 2, 0, 5),
+            5555,
+            80,
+            64,
+            0,
+            df,
+            1372,
+        )
+    };
+    // What the peer's ITR sends: encapsulated by an ITR rig (its RLOC MTU is 1500).
+    let wire_of = |inner: &[u8]| {
+        let mut itr = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
+        itr.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
+        itr.run(EID, &[eth(EID_MAC, HOST_MAC, 0x0800, inner)], 0);
+        let mut w = itr.tx(RLOC).remove(0);
+        w[0..6].copy_from_slice(&RLOC_MAC);
+        w
+    };
+    let etr_rig = || {
+        let mut p = plan(PEER_RLOC, "10.2.0.1/16", MissPolicy::Drop);
+        p.ports[0].mtu = 1000;
+        let mut etr = rig(p);
+        etr.neigh
+            .insert(
+                "10.2.0.5".parse().unwrap(),
+                Neighbor {
+                    mac: [0x02, 0, 0, 0, 0xbb, 0xbb],
+                    port: 0,
+                },
+            )
+            .unwrap();
+        etr
+    };
+    // DF clear: fragments that fit the EID port, carrying the whole payload.
+    let inner = inner_of(false);
+    let mut etr = etr_rig();
+    etr.run(RLOC, &[wire_of(&inner)], 0);
+    assert_eq!(etr.p.counts().get(Reason::Fragmented), 1);
+    let out = etr.tx(EID);
+    assert_eq!(out.len(), 2);
+    assert_eq!(etr.p.counts().get(Reason::Decap), 2);
+    let mut payload = Vec::new();
+    for f in &out {
+        assert!(f.len() - 14 <= 1000, "fragment fits the EID port's MTU");
+        assert_eq!(&f[0..6], &[0x02, 0, 0, 0, 0xbb, 0xbb]);
+        let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(ip.hop_limit(), 63);
+        payload.extend_from_slice(ip.payload());
+    }
+    assert_eq!(payload, &inner[20..]);
+    // DF set: dropped and counted, nothing sent.
+    let mut etr = etr_rig();
+    etr.run(RLOC, &[wire_of(&inner_of(true))], 0);
+    assert_eq!(etr.p.counts().get(Reason::DropTooBig), 1);
+    assert_eq!(etr.p.counts().get(Reason::Decap), 0);
+    assert!(etr.tx(EID).is_empty());
+}

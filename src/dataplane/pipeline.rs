@@ -1286,6 +1286,44 @@ impl Ctx<'_, '_> {
         } else {
             ETHERTYPE_IPV4
         };
+        let mtu = plan.ports[port].mtu;
+        let ip_len = pkt.data().len().saturating_sub(ETH_LEN);
+        if ip_len > usize::from(mtu) {
+            // Bigger than the outgoing link (an EID port with a smaller MTU than the tunnel
+            // carried): DF-clear IPv4 is fragmented when the plan says so; DF-set IPv4 and
+            // IPv6 are dropped and counted. Their sender is behind a remote ITR, so the ICMP
+            // error would have to be encapsulated back to it: not done yet (docs/dataplane.md).
+            let f = pkt.data();
+            let dont_fragment = dst.is_ipv6() || f.get(ETH_LEN + 6).map_or(true, |b| b & 0x40 != 0);
+            let info = IpInfo {
+                dst,
+                ip_len,
+                ttl: 0,
+                dont_fragment,
+                flow_hash: 0,
+            };
+            let mut frags: ArrayVec<(B, IpInfo), MAX_FRAGS> = ArrayVec::new();
+            if dont_fragment
+                || !plan.fragment
+                || !fragment_v4(
+                    &pkt,
+                    &info,
+                    usize::from(mtu),
+                    out.tx[port].remaining_capacity(),
+                    &mut frags,
+                )
+            {
+                self.counts.inc(Reason::DropTooBig);
+                return;
+            }
+            self.counts.inc(Reason::Fragmented);
+            for (mut f, _) in frags {
+                write_eth(f.data_mut(), mac, plan.ports[port].mac, ethertype);
+                self.counts.inc(Reason::Decap);
+                self.send(port, f, out);
+            }
+            return;
+        }
         write_eth(pkt.data_mut(), mac, plan.ports[port].mac, ethertype);
         self.counts.inc(Reason::Decap);
         self.send(port, pkt, out);
