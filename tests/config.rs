@@ -403,6 +403,35 @@ const BROKEN: &[(&str, &str, &str, &str, &str, &str)] = &[
     ),
 ];
 
+/// IPv6 EIDs need 1280 bytes plus the outer headers on every RLOC port.
+#[test]
+fn rloc_mtu_must_carry_ipv6_minimum_packets_when_eids_are_ipv6() {
+    let with = |mtu: u16| {
+        LAB.replacen(
+            "addresses = [\"10.1.1.5/24\"]",
+            "addresses = [\"10.1.1.5/24\", \"fd00:1::5/64\"]",
+            1,
+        )
+        .replacen(
+            "role = \"rloc\"",
+            &format!("role = \"rloc\"\nmtu = {mtu}"),
+            1,
+        )
+    };
+    let found = issues(&with(1315));
+    let issue = found
+        .iter()
+        .find(|i| i.path == "ports[1].mtu")
+        .expect("an issue at ports[1].mtu");
+    assert!(
+        issue.to_string().contains("IPv6 EIDs need at least 1316"),
+        "{issue}"
+    );
+    assert!(load(&with(1316)).is_ok());
+    // IPv4-only EIDs: no such floor.
+    assert!(load(&LAB.replacen("role = \"rloc\"", "role = \"rloc\"\nmtu = 1300", 1)).is_ok());
+}
+
 #[test]
 fn broken_configs_name_field_value_and_line() {
     for (what, from, to, path, fragment, line_text) in BROKEN {

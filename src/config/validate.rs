@@ -322,6 +322,26 @@ fn check_ports(c: &mut Checker, cfg: &Config, role: Option<Role>) {
                 );
             }
         }
+        // IPv6 EIDs: a 1280-byte packet (the IPv6 minimum MTU, RFC 8200) must fit the RLOC
+        // side after the outer headers, or the Packet Too Big we would send announces less than
+        // 1280, which IPv6 hosts ignore.
+        let ipv6_eids = cfg.ports.iter().any(|e| {
+            e.role == Some(PortRole::Eid) && e.addresses.iter().any(|a| a.addr().is_ipv6())
+        });
+        if p.role == Some(PortRole::Rloc) && ipv6_eids {
+            let outer = if v6 > 0 { 56 } else { 36 };
+            if u32::from(p.mtu) < 1280 + outer {
+                c.bad(
+                    at("mtu"),
+                    Some(p.mtu.to_string()),
+                    &format!(
+                        "IPv6 EIDs need at least {} on an RLOC port: 1280 bytes (the IPv6 minimum \
+                         MTU) plus {outer} bytes of LISP outer headers",
+                        1280 + outer
+                    ),
+                );
+            }
+        }
         if v4 > 1 || v6 > 1 {
             c.bad(
                 at("addresses"),
