@@ -334,7 +334,7 @@ fn check_ports(c: &mut Checker, cfg: &Config, role: Option<Role>) {
                 c.bad(
                     at("mtu"),
                     Some(p.mtu.to_string()),
-                    &format!(
+                    format!(
                         "IPv6 EIDs need at least {} on an RLOC port: 1280 bytes (the IPv6 minimum \
                          MTU) plus {outer} bytes of LISP outer headers",
                         1280 + outer
