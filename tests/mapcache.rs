@@ -801,3 +801,38 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn neighbour_batches_agree_with_single_lookups() {
+    let mut w = neighbor_table(64, 2).unwrap();
+    let mut r = w.reader().unwrap();
+    let mut v6 = Vec::new();
+    let mut v4 = Vec::new();
+    for i in 0..40u16 {
+        let a6: Ipv6Addr = format!("2001:db8::{:x}", i * 7).parse().unwrap();
+        let a4 = Ipv4Addr::new(10, 2, (i >> 8) as u8, i as u8);
+        // Every third address has no entry.
+        if i % 3 != 0 {
+            let n = Neighbor {
+                mac: [2, 0, 0, 0, 0, i as u8],
+                port: i % 4,
+            };
+            w.insert(IpAddr::V6(a6), n).unwrap();
+            w.insert(IpAddr::V4(a4), n).unwrap();
+        }
+        v6.push(u128::from(a6));
+        v4.push(u32::from(a4));
+    }
+    let s = r.snapshot();
+    let mut out = vec![None; v6.len()];
+    s.lookup_v6_batch(&v6, &mut out);
+    for (a, o) in v6.iter().zip(&out) {
+        assert_eq!(*o, s.lookup(IpAddr::V6(Ipv6Addr::from(*a))), "{:x}", a);
+    }
+    assert_eq!(out.iter().filter(|o| o.is_some()).count(), 26);
+    let mut out = vec![None; v4.len()];
+    s.lookup_v4_batch(&v4, &mut out);
+    for (a, o) in v4.iter().zip(&out) {
+        assert_eq!(*o, s.lookup(IpAddr::V4(Ipv4Addr::from(*a))));
+    }
+}

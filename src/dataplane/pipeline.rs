@@ -552,17 +552,23 @@ impl<B: PacketBuf> Pipeline<B> {
         self.st.counts.add(Reason::Rx, rx);
         self.st.counts.add(Reason::RxBytes, rx_bytes);
         if !dec.is_empty() {
-            // The burst's next hops in one batch (IPv4; IPv6 one by one), so the lookups'
-            // cache misses overlap.
+            // The burst's next hops in one batch per family, so the lookups' cache misses
+            // overlap.
             let mut v4: ArrayVec<u32, MAX_BURST> = ArrayVec::new();
+            let mut v6: ArrayVec<u128, MAX_BURST> = ArrayVec::new();
             for d in &dec {
-                if let IpAddr::V4(a) = d.dst {
-                    v4.push(u32::from(a));
+                match d.dst {
+                    IpAddr::V4(a) => v4.push(u32::from(a)),
+                    IpAddr::V6(a) => v6.push(u128::from(a)),
                 }
             }
             let mut n4 = [None; MAX_BURST];
             neighbors.lookup_v4_batch(&v4, &mut n4[..v4.len()]);
-            let mut i4 = 0;
+            let mut n6 = [None; MAX_BURST];
+            if !v6.is_empty() {
+                neighbors.lookup_v6_batch(&v6, &mut n6[..v6.len()]);
+            }
+            let (mut i4, mut i6) = (0, 0);
             let mut ctx = self.st.ctx(&neighbors, &mut gw, now_ms);
             for d in dec.drain(..) {
                 let n = match d.dst {
@@ -570,7 +576,10 @@ impl<B: PacketBuf> Pipeline<B> {
                         i4 += 1;
                         n4[i4 - 1]
                     }
-                    IpAddr::V6(_) => neighbors.lookup(d.dst),
+                    IpAddr::V6(_) => {
+                        i6 += 1;
+                        n6[i6 - 1]
+                    }
                 };
                 ctx.deliver(d, n, out);
             }

@@ -280,10 +280,26 @@ impl NeighborSnapshot<'_> {
     /// across the burst, so the cache misses of different addresses overlap).
     #[inline]
     pub fn lookup_v4_batch(&self, ips: &[u32], out: &mut [Option<Neighbor>]) {
+        self.lookup_batch(&self.shared.v4, ips, out);
+    }
+
+    /// [`NeighborSnapshot::lookup_v4_batch`] for IPv6 neighbours.
+    #[inline]
+    pub fn lookup_v6_batch(&self, ips: &[u128], out: &mut [Option<Neighbor>]) {
+        self.lookup_batch(&self.shared.v6, ips, out);
+    }
+
+    #[inline(always)]
+    fn lookup_batch<K: super::lpm::Key>(
+        &self,
+        lpm: &LpmShared<K>,
+        ips: &[K],
+        out: &mut [Option<Neighbor>],
+    ) {
         let mut slots = [0u32; 64];
         for (ips, out) in ips.chunks(64).zip(out.chunks_mut(64)) {
             let n = ips.len().min(out.len());
-            self.shared.v4.lookup_batch(0, &ips[..n], &mut slots[..n]);
+            lpm.lookup_batch(0, &ips[..n], &mut slots[..n]);
             for (o, e) in out.iter_mut().zip(&slots[..n]) {
                 *o = leaf_value(*e).and_then(|id| {
                     let w = self.shared.values.get(id as usize)?.load(Ordering::Acquire);
