@@ -12,7 +12,8 @@
 # of CPU speed or share on this shared VM hits both: the reference, dpdk-testpmd in io mode, and
 # pxtr's own worker loop (perf/src/dataplane_bench.rs: the pipeline with a filled map-cache and
 # neighbour table) on the same virtual devices and core. The ratio is the median of the
-# per-pair ratios. Without --out the report goes to perf/results/dataplane-<date>.md.
+# per-pair ratios. Without --out the report goes to perf/results/dataplane-<date>.md (earlier runs
+# of the same day are kept below it).
 #
 # Run as root: it reserves 2 MB hugepages (1024, if fewer) and mounts hugetlbfs if needed.
 # Takes ~2.5 minutes with the defaults (build, then 6 pcaps x 3 runs x ~7.5 s).
@@ -212,6 +213,12 @@ report=$(
 )
 echo "$report"
 if [ -n "$out_file" ]; then
-  echo "$report" > "$out_file"
+  # A file of the same day keeps its earlier runs below the new one, a heading level down.
+  if [ -s "$out_file" ]; then
+    earlier=$(sed 's/^#/##/' "$out_file")
+    { echo "$report"; echo; echo "# Earlier runs in this file"; echo; echo "$earlier"; } > "$out_file"
+  else
+    echo "$report" > "$out_file"
+  fi
   log "written: $out_file"
 fi
