@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     --out) out_file="$2"; shift 2 ;;
     --seconds) seconds="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "dataplane.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
