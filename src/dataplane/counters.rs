@@ -48,7 +48,8 @@ reasons! {
     TxBytes = "tx_bytes",
     /// Packets LISP-encapsulated toward an RLOC (ITR, PITR, use-PETR).
     Encap = "encap",
-    /// LISP data packets decapsulated (ETR, PETR).
+    /// LISP data packets decapsulated and sent on (ETR, PETR); a packet fragmented for the
+    /// outgoing port counts once per fragment, like `encap`.
     Decap = "decap",
     /// Packets forwarded natively (negative entry "native-forward", PETR to non-LISP sites).
     NativeForward = "native_forward",
@@ -104,8 +105,9 @@ reasons! {
     DropNoSourceRloc = "drop_no_source_rloc",
     /// No MAC known for the next hop (the control core is asked to resolve it).
     DropNoNeighbor = "drop_no_neighbor",
-    /// Too big for the RLOC-side MTU, DF clear, and not fragmented (fragmentation off, IPv4
-    /// options, or no buffers for the fragments).
+    /// Too big for the outgoing MTU and not sent: DF clear but not fragmented (fragmentation
+    /// off, IPv4 options, or no buffers for the fragments); or, after decapsulation toward an
+    /// EID port with a smaller MTU, DF set or IPv6 (no ICMP error back through the tunnel yet).
     DropTooBig = "drop_too_big",
     /// LISP data packets that failed validation (checksum, lengths, ports, K bits).
     DropDecapInvalid = "drop_decap_invalid",

@@ -973,13 +973,16 @@ impl Ctx<'_, '_> {
         }
         let (port, eth) = (o.port, &o.eth);
         let flow_hash = pkt.rss_hash().unwrap_or(info.flow_hash);
-        *self.ipv4_id = self.ipv4_id.wrapping_add(1);
-        pkt.adj(ETH_LEN);
+        if !pkt.adj(ETH_LEN) {
+            return Err(pkt);
+        }
         let Some(frame) = pkt.prepend(ETH_LEN + hl) else {
             // Undo the adj: the general path starts from the Ethernet frame.
             let _ = pkt.prepend(ETH_LEN);
             return Err(pkt);
         };
+        // Only a packet that is sent takes an IPv4 ID.
+        *self.ipv4_id = self.ipv4_id.wrapping_add(1);
         frame[..ETH_LEN].copy_from_slice(eth);
         encap_v4(
             frame,
