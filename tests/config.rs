@@ -428,6 +428,22 @@ fn rloc_mtu_must_carry_ipv6_minimum_packets_when_eids_are_ipv6() {
         "{issue}"
     );
     assert!(load(&with(1316)).is_ok());
+    // An IPv6 RLOC address: 56 bytes of outer headers.
+    let v6_rloc = |mtu: u16| {
+        with(mtu).replacen(
+            "addresses = [\"192.0.2.1/24\"]",
+            "addresses = [\"192.0.2.1/24\", \"2001:db8:f::1/64\"]",
+            1,
+        )
+    };
+    let found = issues(&v6_rloc(1335));
+    assert!(
+        found
+            .iter()
+            .any(|i| i.path == "ports[1].mtu" && i.to_string().contains("at least 1336")),
+        "{found:?}"
+    );
+    assert!(load(&v6_rloc(1336)).is_ok());
     // IPv4-only EIDs: no such floor.
     assert!(load(&LAB.replacen("role = \"rloc\"", "role = \"rloc\"\nmtu = 1300", 1)).is_ok());
 }

@@ -325,9 +325,25 @@ fn check_ports(c: &mut Checker, cfg: &Config, role: Option<Role>) {
         // IPv6 EIDs: a 1280-byte packet (the IPv6 minimum MTU, RFC 8200) must fit the RLOC
         // side after the outer headers, or the Packet Too Big we would send announces less than
         // 1280, which IPv6 hosts ignore.
+        // IPv6 EIDs: an EID port with an IPv6 address, or IPv6 EID-prefixes in the LISP
+        // sections (local, dynamic, static).
         let ipv6_eids = cfg.ports.iter().any(|e| {
             e.role == Some(PortRole::Eid) && e.addresses.iter().any(|a| a.addr().is_ipv6())
-        });
+        }) || cfg
+            .lisp
+            .database_mappings
+            .iter()
+            .any(|m| m.prefix.addr().is_ipv6())
+            || cfg
+                .lisp
+                .dynamic_eids
+                .iter()
+                .any(|d| d.prefix.is_some_and(|p| p.addr().is_ipv6()))
+            || cfg
+                .lisp
+                .static_mappings
+                .iter()
+                .any(|m| m.prefix.addr().is_ipv6());
         if p.role == Some(PortRole::Rloc) && ipv6_eids {
             let outer = if v6 > 0 { 56 } else { 36 };
             if u32::from(p.mtu) < 1280 + outer {
