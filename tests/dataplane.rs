@@ -1158,3 +1158,65 @@ fn decap_to_an_eid_port_with_a_smaller_mtu_fragments_or_drops() {
     assert_eq!(etr.p.counts().get(Reason::Decap), 0);
     assert!(etr.tx(EID).is_empty());
 }
+
+/// A burst to many RLOCs (more than share a memo slot without collisions), half on the RLOC
+/// subnet with their own MACs, half behind the gateway: every packet leaves with its own RLOC
+/// and the right next-hop MAC; a MAC changed between bursts is used from the next burst on.
+#[test]
+fn outer_headers_per_rloc_survive_collisions_and_neighbour_changes() {
+    let mut r = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
+    let rloc_of = |i: u8| {
+        if i % 2 == 0 {
+            Ipv4Addr::new(192, 0, 2, 10 + i) // on-link
+        } else {
+            Ipv4Addr::new(198, 51, 100, i) // via the gateway
+        }
+    };
+    let mac_of = |i: u8| [0x02, 0, 0, 0, 0xaa, i];
+    for i in 0..64u8 {
+        r.map(&format!("10.2.{i}.0/24"), &[peer(rloc_of(i))]);
+        if i % 2 == 0 {
+            r.neigh
+                .insert(
+                    IpAddr::V4(rloc_of(i)),
+                    Neighbor {
+                        mac: mac_of(i),
+                        port: 1,
+                    },
+                )
+                .unwrap();
+        }
+    }
+    let frames: Vec<Vec<u8>> = (0..64u8)
+        .map(|i| host_frame(Ipv4Addr::new(10, 2, i, 5), 1000 + u16::from(i)))
+        .collect();
+    let check = |out: &[Vec<u8>], gw_mac: [u8; 6]| {
+        assert_eq!(out.len(), 64);
+        for f in out {
+            let outer = Ipv4Packet::new_checked(&f[14..]).unwrap();
+            assert!(outer.verify_checksum());
+            let inner = Ipv4Packet::new_checked(&outer.payload()[16..]).unwrap();
+            let i = inner.dst_addr().octets()[2];
+            assert_eq!(outer.dst_addr(), rloc_of(i), "packet to 10.2.{i}.5");
+            let want = if i % 2 == 0 { mac_of(i) } else { gw_mac };
+            assert_eq!(&f[0..6], &want, "next hop of packet to 10.2.{i}.5");
+            assert_eq!(&f[6..12], &RLOC_MAC);
+        }
+    };
+    r.run(EID, &frames, 0);
+    check(&r.tx(RLOC), GW_MAC);
+    // The gateway's MAC changes: the next burst uses the new one.
+    let new_gw = [0x02, 0, 0, 0, 0xfe, 0x77];
+    r.neigh
+        .insert(
+            IpAddr::V4(GW),
+            Neighbor {
+                mac: new_gw,
+                port: 1,
+            },
+        )
+        .unwrap();
+    r.run(EID, &frames, 1);
+    check(&r.tx(RLOC), new_gw);
+    assert_eq!(r.p.counts().get(Reason::Encap), 128);
+}
