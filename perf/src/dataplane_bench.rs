@@ -101,7 +101,9 @@ fn main() {
     .map(|s| s.to_string())
     .collect();
     if huge {
-        eal_args.extend(["-m".into(), "1400".into()]);
+        // --in-memory: no hugepage files are left behind (without it each run's files keep
+        // their pages reserved after it exits).
+        eal_args.extend(["-m".into(), "1400".into(), "--in-memory".into()]);
     } else {
         eal_args.extend(["--no-huge".into(), "-m".into(), "1400".into()]);
     }
