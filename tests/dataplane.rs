@@ -18,6 +18,9 @@ use pxtr::mapcache::{
 };
 use smoltcp::wire::{EthernetFrame, Ipv4Packet, Ipv6Packet, UdpPacket};
 
+mod common;
+use common::packet::{csum, eth, ipv4_udp, ipv6_udp};
+
 const EID_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xe1, 0x01];
 const RLOC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0xe2, 0x02];
 const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x10, 0x10];
@@ -152,83 +155,6 @@ impl Rig {
     }
 }
 
-fn eth(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(14 + payload.len());
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-fn csum(b: &[u8]) -> u16 {
-    let mut s = 0u32;
-    for c in b.chunks(2) {
-        s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    while s >> 16 != 0 {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    !(s as u16)
-}
-
-/// IPv4 + UDP with `payload` bytes of payload.
-#[allow(clippy::too_many_arguments)]
-fn ipv4_udp(
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    sport: u16,
-    dport: u16,
-    ttl: u8,
-    tos: u8,
-    df: bool,
-    payload: usize,
-) -> Vec<u8> {
-    let total = 20 + 8 + payload;
-    let mut p = vec![0u8; total];
-    p[0] = 0x45;
-    p[1] = tos;
-    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    p[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
-    if df {
-        p[6] = 0x40;
-    }
-    p[8] = ttl;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&src.octets());
-    p[16..20].copy_from_slice(&dst.octets());
-    let c = csum(&p[..20]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p[20..22].copy_from_slice(&sport.to_be_bytes());
-    p[22..24].copy_from_slice(&dport.to_be_bytes());
-    p[24..26].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
-    for (i, b) in p[28..].iter_mut().enumerate() {
-        *b = i as u8;
-    }
-    p
-}
-
-fn ipv6_udp(
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    sport: u16,
-    dport: u16,
-    hop: u8,
-    payload: usize,
-) -> Vec<u8> {
-    let mut p = vec![0u8; 40 + 8 + payload];
-    p[0] = 0x60;
-    p[4..6].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
-    p[6] = 17;
-    p[7] = hop;
-    p[8..24].copy_from_slice(&src.octets());
-    p[24..40].copy_from_slice(&dst.octets());
-    p[40..42].copy_from_slice(&sport.to_be_bytes());
-    p[42..44].copy_from_slice(&dport.to_be_bytes());
-    p[44..46].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
-    p
-}
-
 fn host_frame(dst: Ipv4Addr, sport: u16) -> Vec<u8> {
     eth(
         EID_MAC,
@@ -249,6 +175,38 @@ fn host_frame(dst: Ipv4Addr, sport: u16) -> Vec<u8> {
 
 fn peer(ip: Ipv4Addr) -> IpAddr {
     IpAddr::V4(ip)
+}
+
+/// What an ITR (10.2.0.0/16 mapped to PEER_RLOC) sends for the IP packet `inner` from a host,
+/// as the peer ETR's RLOC port receives it.
+fn encapsulated(inner: &[u8]) -> Vec<u8> {
+    let mut itr = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
+    itr.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
+    itr.run(EID, &[eth(EID_MAC, HOST_MAC, 0x0800, inner)], 0);
+    let mut f = itr.tx(RLOC).remove(0);
+    f[0..6].copy_from_slice(&RLOC_MAC);
+    f
+}
+
+/// The peer ETR (RLOC PEER_RLOC, EIDs 10.2.0.0/16 on its EID port, the plan changed by
+/// `edit`) with host 10.2.0.5 at `mac`.
+fn peer_etr(mac: [u8; 6], edit: impl FnOnce(&mut Plan)) -> Rig {
+    let mut p = plan(PEER_RLOC, "10.2.0.1/16", MissPolicy::Drop);
+    edit(&mut p);
+    let mut etr = rig(p);
+    etr.neigh
+        .insert("10.2.0.5".parse().unwrap(), Neighbor { mac, port: 0 })
+        .unwrap();
+    etr
+}
+
+/// Sets the outer IPv4 header's TTL or ECN (`f(header)`) of a frame and fixes its checksum.
+fn edit_outer(frame: &mut [u8], f: impl FnOnce(&mut [u8])) {
+    f(&mut frame[14..34]);
+    frame[24] = 0;
+    frame[25] = 0;
+    let c = csum(&frame[14..34]);
+    frame[24..26].copy_from_slice(&c.to_be_bytes());
 }
 
 #[test]
@@ -336,9 +294,6 @@ fn source_port_is_stable_per_flow_and_spreads_flows() {
 
 #[test]
 fn decapsulates_what_encapsulation_produced() {
-    // ITR side.
-    let mut itr = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
-    itr.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
     let inner = ipv4_udp(
         Ipv4Addr::new(10, 1, 1, 10),
         Ipv4Addr::new(10, 2, 0, 5),
@@ -349,22 +304,10 @@ fn decapsulates_what_encapsulation_produced() {
         true,
         100,
     );
-    itr.run(EID, &[eth(EID_MAC, HOST_MAC, 0x0800, &inner)], 0);
-    let mut wire = itr.tx(RLOC).remove(0);
-    // ETR side: the peer, whose RLOC the packet is addressed to, with the host on its subnet.
-    let mut etr = rig(plan(PEER_RLOC, "10.2.0.1/16", MissPolicy::Drop));
+    // The peer, whose RLOC the packet is addressed to, with the host on its subnet.
     let vm_mac = [0x02, 0, 0, 0, 0xbb, 0xbb];
-    etr.neigh
-        .insert(
-            "10.2.0.5".parse().unwrap(),
-            Neighbor {
-                mac: vm_mac,
-                port: 0,
-            },
-        )
-        .unwrap();
-    wire[0..6].copy_from_slice(&RLOC_MAC);
-    etr.run(RLOC, &[wire], 0);
+    let mut etr = peer_etr(vm_mac, |_| {});
+    etr.run(RLOC, &[encapsulated(&inner)], 0);
     assert_eq!(
         etr.p.counts().get(Reason::Decap),
         1,
@@ -447,18 +390,7 @@ fn ipv6_inner_over_ipv4_and_ipv6_outer_with_udp_checksum() {
 
 #[test]
 fn decap_combines_ecn_and_drops_ce_on_not_ect() {
-    let mut itr = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
-    itr.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
-    let mut etr = rig(plan(PEER_RLOC, "10.2.0.1/16", MissPolicy::Drop));
-    etr.neigh
-        .insert(
-            "10.2.0.5".parse().unwrap(),
-            Neighbor {
-                mac: HOST_MAC,
-                port: 0,
-            },
-        )
-        .unwrap();
+    let mut etr = peer_etr(HOST_MAC, |_| {});
     for (inner_ecn, want) in [(2u8, Some(3u8)), (0, None)] {
         let inner = ipv4_udp(
             Ipv4Addr::new(10, 1, 1, 10),
@@ -470,15 +402,9 @@ fn decap_combines_ecn_and_drops_ce_on_not_ect() {
             true,
             10,
         );
-        itr.run(EID, &[eth(EID_MAC, HOST_MAC, 0x0800, &inner)], 0);
-        let mut f = itr.tx(RLOC).remove(0);
-        f[0..6].copy_from_slice(&RLOC_MAC);
-        // Congestion on the path: mark the outer header CE and fix its checksum.
-        f[15] |= 3;
-        f[24] = 0;
-        f[25] = 0;
-        let c = csum(&f[14..34]);
-        f[24..26].copy_from_slice(&c.to_be_bytes());
+        let mut f = encapsulated(&inner);
+        // Congestion on the path: the outer header marked CE.
+        edit_outer(&mut f, |h| h[1] |= 3);
         etr.run(RLOC, &[f], 0);
         let out = etr.tx(EID);
         match want {
@@ -998,26 +924,9 @@ fn miss_reports_do_not_use_up_neighbour_requests() {
 
 #[test]
 fn decap_drops_packets_whose_outer_ttl_ran_out() {
-    let mut itr = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
-    itr.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
-    let mut etr = rig(plan(PEER_RLOC, "10.2.0.1/16", MissPolicy::Drop));
-    etr.neigh
-        .insert(
-            "10.2.0.5".parse().unwrap(),
-            Neighbor {
-                mac: HOST_MAC,
-                port: 0,
-            },
-        )
-        .unwrap();
-    itr.run(EID, &[host_frame(Ipv4Addr::new(10, 2, 0, 5), 1)], 0);
-    let mut f = itr.tx(RLOC).remove(0);
-    f[0..6].copy_from_slice(&RLOC_MAC);
-    f[14 + 8] = 0; // outer TTL 0, checksum fixed
-    f[24] = 0;
-    f[25] = 0;
-    let c = csum(&f[14..34]);
-    f[24..26].copy_from_slice(&c.to_be_bytes());
+    let mut etr = peer_etr(HOST_MAC, |_| {});
+    let mut f = encapsulated(&host_frame(Ipv4Addr::new(10, 2, 0, 5), 1)[14..]);
+    edit_outer(&mut f, |h| h[8] = 0);
     etr.run(RLOC, &[f], 0);
     assert!(etr.tx(EID).is_empty());
     assert_eq!(etr.p.counts().get(Reason::DropDecapInvalid), 1);
@@ -1109,34 +1018,11 @@ fn decap_to_an_eid_port_with_a_smaller_mtu_fragments_or_drops() {
             1372,
         )
     };
-    // What the peer's ITR sends: encapsulated by an ITR rig (its RLOC MTU is 1500).
-    let wire_of = |inner: &[u8]| {
-        let mut itr = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
-        itr.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
-        itr.run(EID, &[eth(EID_MAC, HOST_MAC, 0x0800, inner)], 0);
-        let mut w = itr.tx(RLOC).remove(0);
-        w[0..6].copy_from_slice(&RLOC_MAC);
-        w
-    };
-    let etr_rig = || {
-        let mut p = plan(PEER_RLOC, "10.2.0.1/16", MissPolicy::Drop);
-        p.ports[0].mtu = 1000;
-        let mut etr = rig(p);
-        etr.neigh
-            .insert(
-                "10.2.0.5".parse().unwrap(),
-                Neighbor {
-                    mac: [0x02, 0, 0, 0, 0xbb, 0xbb],
-                    port: 0,
-                },
-            )
-            .unwrap();
-        etr
-    };
+    let etr_rig = || peer_etr([0x02, 0, 0, 0, 0xbb, 0xbb], |p| p.ports[0].mtu = 1000);
     // DF clear: fragments that fit the EID port, carrying the whole payload.
     let inner = inner_of(false);
     let mut etr = etr_rig();
-    etr.run(RLOC, &[wire_of(&inner)], 0);
+    etr.run(RLOC, &[encapsulated(&inner)], 0);
     assert_eq!(etr.p.counts().get(Reason::Fragmented), 1);
     let out = etr.tx(EID);
     assert_eq!(out.len(), 2);
@@ -1153,7 +1039,7 @@ fn decap_to_an_eid_port_with_a_smaller_mtu_fragments_or_drops() {
     assert_eq!(payload, &inner[20..]);
     // DF set: dropped and counted, nothing sent.
     let mut etr = etr_rig();
-    etr.run(RLOC, &[wire_of(&inner_of(true))], 0);
+    etr.run(RLOC, &[encapsulated(&inner_of(true))], 0);
     assert_eq!(etr.p.counts().get(Reason::DropTooBig), 1);
     assert_eq!(etr.p.counts().get(Reason::Decap), 0);
     assert!(etr.tx(EID).is_empty());

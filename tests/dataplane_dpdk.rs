@@ -6,6 +6,9 @@
 
 mod common;
 
+use common::packet::{csum, eth, ipv4_udp};
+
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -60,42 +63,18 @@ fn plan(ports: Vec<PortPlan>, rloc: &str) -> Plan {
     }
 }
 
-fn csum(b: &[u8]) -> u16 {
-    let mut s = 0u32;
-    for c in b.chunks(2) {
-        s += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-    }
-    while s >> 16 != 0 {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    !(s as u16)
-}
-
-/// IPv4/UDP from 10.1.1.10 to 10.2.0.(i+1), TTL 64, 30 bytes of payload.
+/// IPv4/UDP from 10.1.1.10 to 10.2.0.(i+1), TTL 64, DF, 30 bytes of payload.
 fn inner(i: usize) -> Vec<u8> {
-    let mut p = vec![0u8; 58];
-    p[0] = 0x45;
-    p[2..4].copy_from_slice(&58u16.to_be_bytes());
-    p[6] = 0x40;
-    p[8] = 64;
-    p[9] = 17;
-    p[12..16].copy_from_slice(&[10, 1, 1, 10]);
-    p[16..20].copy_from_slice(&[10, 2, 0, (i + 1) as u8]);
-    let c = csum(&p[..20]);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p[20..22].copy_from_slice(&(20000 + i as u16).to_be_bytes());
-    p[22..24].copy_from_slice(&80u16.to_be_bytes());
-    p[24..26].copy_from_slice(&38u16.to_be_bytes());
-    p
-}
-
-fn eth(dst: [u8; 6], src: [u8; 6], payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&[0x08, 0x00]);
-    f.extend_from_slice(payload);
-    f
+    ipv4_udp(
+        Ipv4Addr::new(10, 1, 1, 10),
+        Ipv4Addr::new(10, 2, 0, (i + 1) as u8),
+        20000 + i as u16,
+        80,
+        64,
+        0,
+        true,
+        30,
+    )
 }
 
 fn open(eal: &Eal, pool: &Mempool, dev: &str) -> Port {
@@ -276,7 +255,7 @@ fn encap_and_decap_through_dpdk_ports() {
         let mut p = Pipeline::new(Arc::new(plan), cache.reader().unwrap(), n.reader().unwrap());
         let frames: Vec<Vec<u8>> = originals
             .iter()
-            .map(|i| eth(eid_mac, HOST_MAC, i))
+            .map(|i| eth(eid_mac, HOST_MAC, 0x0800, i))
             .collect();
         let mut ports = [eid, rloc];
         pump(&pool, &mut ports, 0, &mut p, &frames);
@@ -419,7 +398,7 @@ fn encap_and_decap_through_dpdk_ports() {
         big[11] = 0;
         let c = csum(&big[..20]);
         big[10..12].copy_from_slice(&c.to_be_bytes());
-        let frame = eth(eid.info().mac, HOST_MAC, &big);
+        let frame = eth(eid.info().mac, HOST_MAC, 0x0800, &big);
         let mut p = Pipeline::new(Arc::new(plan), cache.reader().unwrap(), n.reader().unwrap());
         let mut ports = [eid, rloc];
         pump(&pool, &mut ports, 0, &mut p, &[frame]);

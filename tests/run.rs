@@ -1,6 +1,11 @@
 //! `pxtr run` end to end: real DPDK in a child process on the embedded lab (virtual devices).
 
+mod common;
+
+use common::packet::{eth, ipv4_udp};
+
 use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
 fn pxtr() -> Command {
@@ -9,23 +14,27 @@ fn pxtr() -> Command {
     c
 }
 
-#[test]
-fn run_for_a_duration_receives_and_returns_every_mbuf() {
-    let out = pxtr()
-        .args(["run", "--duration", "1"])
-        .output()
-        .expect("run pxtr");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+/// Runs `cmd` to its end: it must exit 0 having every mbuf back in the pool. Returns its
+/// stdout and stderr.
+fn run_ok(cmd: &mut Command) -> (String, String) {
+    let out = cmd.output().expect("run pxtr");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success(),
-        "exit {:?}\n{stderr}",
+        "exit {:?}\n{stdout}\n{stderr}",
         out.status.code()
     );
     assert!(
         stdout.contains("mbufs back in the pool: 8191/8191"),
         "{stdout}"
     );
+    (stdout, stderr)
+}
+
+#[test]
+fn run_for_a_duration_receives_and_returns_every_mbuf() {
+    let (stdout, stderr) = run_ok(pxtr().args(["run", "--duration", "1"]));
     // net_null hands the eid0 worker (lcore 1) frames: it must have received some.
     let line = stdout
         .lines()
@@ -118,29 +127,17 @@ fn a_device_that_cannot_be_probed_is_a_clear_error() {
 
 /// IPv4/UDP from 10.1.1.10 to `dst` with TTL 64, in an Ethernet frame to `dst_mac`.
 fn host_frame(dst_mac: [u8; 6], dst: [u8; 4], sport: u16) -> Vec<u8> {
-    let mut ip = vec![0u8; 48];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&48u16.to_be_bytes());
-    ip[6] = 0x40;
-    ip[8] = 64;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&[10, 1, 1, 10]);
-    ip[16..20].copy_from_slice(&dst);
-    let mut s = 0u32;
-    for c in ip[..20].chunks(2) {
-        s += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    while s >> 16 != 0 {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    ip[10..12].copy_from_slice(&(!(s as u16)).to_be_bytes());
-    ip[20..22].copy_from_slice(&sport.to_be_bytes());
-    ip[22..24].copy_from_slice(&80u16.to_be_bytes());
-    ip[24..26].copy_from_slice(&28u16.to_be_bytes());
-    let mut f = dst_mac.to_vec();
-    f.extend_from_slice(&[0x02, 0, 0, 0, 0x10, 0x10, 0x08, 0x00]);
-    f.extend_from_slice(&ip);
-    f
+    let ip = ipv4_udp(
+        Ipv4Addr::new(10, 1, 1, 10),
+        Ipv4Addr::from(dst),
+        sport,
+        80,
+        64,
+        0,
+        true,
+        20,
+    );
+    eth(dst_mac, [0x02, 0, 0, 0, 0x10, 0x10], 0x0800, &ip)
 }
 
 /// `pxtr run` forwards for real with static mappings and neighbours: host frames replayed by
@@ -230,21 +227,10 @@ stats_interval_s = 0
     );
     let cfg_path = dir.join("pxtr.toml");
     std::fs::write(&cfg_path, config).unwrap();
-    let out = pxtr()
-        .args(["run", "--duration", "1", "--config"])
-        .arg(&cfg_path)
-        .output()
-        .expect("run pxtr");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "exit {:?}\n{stdout}\n{stderr}",
-        out.status.code()
-    );
-    assert!(
-        stdout.contains("mbufs back in the pool: 8191/8191"),
-        "{stdout}"
+    let (stdout, stderr) = run_ok(
+        pxtr()
+            .args(["run", "--duration", "1", "--config"])
+            .arg(&cfg_path),
     );
     assert!(stdout.contains("20 encapsulated"), "{stdout}\n{stderr}");
     assert!(stdout.contains("drop_miss=5"), "unmapped EID: {stdout}");
