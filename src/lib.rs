@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod config;
+pub mod control;
 pub mod dataplane;
 pub mod dpdk;
 pub mod mapcache;
