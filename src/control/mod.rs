@@ -141,7 +141,9 @@ impl Nonces {
         }
     }
 
-    /// The next nonce (never 0, which some implementations read as "no nonce").
+    /// The next nonce (never 0, which some implementations read as "no nonce"). Not an
+    /// `Iterator`: the sequence never ends, so `Option` would only add unwraps.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {
         loop {
             self.counter = self.counter.wrapping_add(1);
