@@ -17,6 +17,7 @@ pub mod etr;
 pub mod hosts;
 pub mod itr;
 pub mod map_server;
+pub mod udp;
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -154,6 +155,17 @@ impl Nonces {
             if n != 0 {
                 return n;
             }
+        }
+    }
+}
+
+impl Nonces {
+    /// An independent source for another machine: random if this one is, else the next
+    /// seeded sequence.
+    pub fn split(&mut self) -> Nonces {
+        match self.keyed {
+            Some(_) => Nonces::random(),
+            None => Nonces::seeded(self.next().rotate_left(32)),
         }
     }
 }
