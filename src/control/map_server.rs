@@ -60,6 +60,10 @@ pub struct MapServerStats {
     pub records_new: u64,
     /// Records that refreshed or updated a registration.
     pub records_refreshed: u64,
+    /// Records with TTL 0 from their registrant: registrations withdrawn.
+    pub records_withdrawn: u64,
+    /// Records with TTL 0 for what another ETR registers, or nothing: ignored.
+    pub withdrawals_ignored: u64,
     /// Map-Registers refused: cannot be parsed, or without records.
     pub registers_malformed: u64,
     /// Map-Registers refused: no authentication (algorithm 0).
@@ -121,6 +125,8 @@ impl MapServerStats {
             ("registers_accepted", self.registers_accepted),
             ("records_new", self.records_new),
             ("records_refreshed", self.records_refreshed),
+            ("records_withdrawn", self.records_withdrawn),
+            ("withdrawals_ignored", self.withdrawals_ignored),
             ("registers_malformed", self.registers_malformed),
             (
                 "registers_not_authenticated",
@@ -457,6 +463,10 @@ impl MapServer {
             }
         }
         for (rec, (iid, prefix)) in r.records.iter().zip(keys) {
+            if rec.ttl == 0 {
+                self.withdraw(iid, prefix, src, r.xtr_id.as_ref());
+                continue;
+            }
             let entry = Registered {
                 site,
                 registrant: src,
@@ -474,6 +484,28 @@ impl MapServer {
             self.store(iid, prefix, entry, now_ms, out);
         }
         Ok(())
+    }
+
+    /// A record with TTL 0: its registrant withdraws it (a host that left the site). From
+    /// anyone else it changes nothing.
+    fn withdraw(&mut self, iid: u32, prefix: IpNet, src: IpAddr, xtr_id: Option<&XtrId>) {
+        let same =
+            self.registrations
+                .get(&(iid, prefix))
+                .is_some_and(|old| match (&old.xtr_id, xtr_id) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => old.registrant == src,
+                });
+        if !same {
+            self.stats.withdrawals_ignored += 1;
+            debug!(iid, %prefix, %src, "TTL-0 record for a registration it does not hold: ignored");
+            return;
+        }
+        if let Some(old) = self.registrations.remove(&(iid, prefix)) {
+            self.expiries.remove(&(old.expires_ms, iid, prefix));
+            self.stats.records_withdrawn += 1;
+            info!(site = %self.sites[old.site].name, iid, %prefix, registrant = %src, "EID-prefix withdrawn (TTL 0)");
+        }
     }
 
     /// Stores one accepted record, notifying the ETR it moved away from.
@@ -1429,6 +1461,38 @@ mod tests {
     }
 
     #[test]
+    fn a_ttl_zero_record_withdraws_only_its_registrants_registration() {
+        let mut ms = server(
+            180,
+            vec![site(
+                "a",
+                KeyId::HmacSha1_96,
+                "key-a",
+                &[(0, "10.1.0.0/16", true)],
+            )],
+        );
+        reg_a(&mut ms, "10.1.1.20/32", ETR1, opts(SHA1), 0);
+        let withdraw = |ms: &mut MapServer, from: &str| {
+            let mut rec = record(0, "10.1.1.20/32", &[from]);
+            rec.ttl = 0;
+            let msg = register_msg(vec![rec], opts(SHA1), "key-a");
+            let mut out = Outbox::default();
+            ms.on_map_register(ip(from), 4342, &msg, 1, &mut out);
+        };
+        // Another ETR cannot withdraw it.
+        withdraw(&mut ms, ETR2);
+        assert_eq!(ms.registration_count(), 1);
+        assert_eq!(ms.stats.withdrawals_ignored, 1);
+        withdraw(&mut ms, ETR1);
+        assert_eq!(ms.registration_count(), 0);
+        assert_eq!(ms.stats.records_withdrawn, 1);
+        assert_eq!(ms.next_timer(), None, "its expiry went with it");
+        // Asked about now: negative, as unregistered space of the site.
+        let (p, ttl) = negative(&ask(&mut ms, 0, "10.1.1.20", 2), 0);
+        assert_eq!((p, ttl), (net("10.1.0.0/16"), 1));
+    }
+
+    #[test]
     fn registrations_expire_after_the_timeout_and_not_before() {
         let mut ms = server(
             60,
@@ -1909,7 +1973,7 @@ mod tests {
         let mut ms = two_sites();
         moved_host(&mut ms);
         let c = ms.stats.counters();
-        assert_eq!(c.len(), 28);
+        assert_eq!(c.len(), 30);
         let names: BTreeSet<_> = c.iter().map(|(n, _)| *n).collect();
         assert_eq!(names.len(), c.len(), "unique names");
         let get = |n: &str| c.iter().find(|(k, _)| *k == n).unwrap().1;
