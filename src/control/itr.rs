@@ -146,6 +146,8 @@ struct Pending {
 #[derive(Debug, Clone)]
 struct Installed {
     mapping: Mapping,
+    /// When it was installed (a refresh asks whether it was used since).
+    installed_at: u64,
     /// When it runs out, and when to refresh it if it is in use.
     expires_at: u64,
     refresh_at: u64,
@@ -436,6 +438,7 @@ impl Itr {
             key,
             Installed {
                 mapping,
+                installed_at: now_ms,
                 expires_at,
                 refresh_at,
                 rlocs,
@@ -654,11 +657,12 @@ impl Itr {
     }
 
     /// Runs what is due by `now_ms`: retransmissions and failover, expiry, refresh of entries
-    /// `in_use` says were used, RLOC probes. `in_use(iid, prefix)` reads the map-cache's usage.
+    /// in use, RLOC probes. `in_use(iid, prefix, since_ms)` tells from the map-cache's usage
+    /// whether the entry was used after `since_ms` (when it was installed).
     pub fn on_timer(
         &mut self,
         now_ms: u64,
-        in_use: &mut dyn FnMut(u32, IpNet) -> bool,
+        in_use: &mut dyn FnMut(u32, IpNet, u64) -> bool,
         out: &mut Outbox,
     ) {
         while let Some(&(at, what)) = self.due.first() {
@@ -712,7 +716,7 @@ impl Itr {
         key: Key,
         at: u64,
         now_ms: u64,
-        in_use: &mut dyn FnMut(u32, IpNet) -> bool,
+        in_use: &mut dyn FnMut(u32, IpNet, u64) -> bool,
         out: &mut Outbox,
     ) {
         let Some(i) = self.installed.get(&key) else {
@@ -724,9 +728,9 @@ impl Itr {
             return;
         }
         if at == i.refresh_at {
-            let expires_at = i.expires_at;
+            let (expires_at, since) = (i.expires_at, i.installed_at);
             self.due.insert((expires_at, Due::Entry(key.0, key.1)));
-            if in_use(key.0, key.1) && self.start(key, false, now_ms, out) {
+            if in_use(key.0, key.1, since) && self.start(key, false, now_ms, out) {
                 self.stats.refreshes += 1;
             }
         }
@@ -878,7 +882,7 @@ mod tests {
         }
     }
 
-    fn never(_: u32, _: IpNet) -> bool {
+    fn never(_: u32, _: IpNet, _: u64) -> bool {
         false
     }
 
@@ -1044,7 +1048,10 @@ mod tests {
             itr.on_map_reply(&reply(nonce, 0, p, &[PEER], 10), 0, &mut out);
         }
         out.clear();
-        let mut used = |_: u32, p: IpNet| p == net("10.1.0.0/16");
+        let mut used = |_: u32, p: IpNet, since: u64| {
+            assert_eq!(since, 0, "asked about use since the install");
+            p == net("10.1.0.0/16")
+        };
         // A tenth of the 10 minutes before expiry: a refresh of the used entry only.
         itr.on_timer(539_999, &mut used, &mut out);
         assert!(out.transmits.is_empty());
