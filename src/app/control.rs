@@ -2,19 +2,26 @@
 //! writers, drains the workers' punt rings and event queues, answers what needs an ICMP error
 //! through its own TX queue on each port, and reclaims retired table memory.
 //!
-//! The LISP signalling, ARP/ND and EID-detection state machines (issue #6) plug in here; until
-//! then other punts and events are counted by reason and released.
+//! The LISP signalling, ARP/ND and EID-detection state machines (`crate::control`, sans-IO)
+//! run here: punted ARP/ND frames and LISP control datagrams, the workers' misses and the
+//! clock go in; what they send leaves on this core's TX queues, and their table updates are
+//! written to the map-cache and the neighbour table.
 
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use arrayvec::ArrayVec;
 use crossbeam::queue::ArrayQueue;
 
+use crate::config::PortRole;
+use crate::control::node::ControlPlane;
+use crate::control::{udp, Outbox, Transmit, Update};
 use crate::dataplane::icmp::{icmp_error_in_place, IcmpKind};
 use crate::dataplane::{Counts, Event, Plan, Reason};
-use crate::dpdk::{Mbuf, RingConsumer, TxQueue, MAX_BURST};
-use crate::mapcache::{MapCacheWriter, NeighborWriter};
+use crate::dpdk::{Mbuf, Mempool, RingConsumer, TxQueue, MAX_BURST};
+use crate::mapcache::{MapCacheWriter, Neighbor, NeighborWriter};
+use crate::wire::LISP_CONTROL_PORT;
 
 use super::worker::punt_from_tag;
 
@@ -25,6 +32,13 @@ const EVENTS_PER_POLL: usize = 1024;
 
 /// Most ICMP errors the control core sends per second (RFC 1812 4.3.2.8: rate-limit them).
 const ICMP_PER_SEC: u32 = 1000;
+/// Control messages waiting for their next hop's MAC, at most, and for how long.
+const WAITING_MAX: usize = 256;
+const WAITING_MS: u64 = 3_000;
+/// How often the workers' map-cache hit counters are folded into entry usage.
+const USAGE_EVERY_MS: u64 = 1_000;
+/// Longest pause between two runs of the machines' timers.
+const TIMER_EVERY_MS: u64 = 100;
 
 /// What the control core has seen, for logs and `pxtr ctl`.
 #[derive(Debug, Clone, Default)]
@@ -36,8 +50,23 @@ pub struct ControlStats {
     pub icmp_skipped: u64,
     pub misses: u64,
     pub neighbor_misses: u64,
-    /// Punted frames whose handler comes with the control plane (issue #6): released.
+    /// Punted frames no machine handles (e.g. other traffic to our addresses): released.
     pub unhandled: u64,
+    /// Punted LISP control frames that are not a usable UDP datagram (malformed, fragment,
+    /// bad checksum).
+    pub control_not_udp: u64,
+    /// Control messages and ARP/ND frames sent on this core's TX queues.
+    pub control_sent: u64,
+    /// Not sent: no buffer, full TX queue, or the families of source and destination differ.
+    pub control_send_failed: u64,
+    /// Control messages to a destination no port reaches.
+    pub control_no_route: u64,
+    /// Control messages dropped while waiting for a next hop's MAC (timeout or too many).
+    pub control_no_neighbor: u64,
+    /// Map-cache and neighbour-table updates refused (full, busy).
+    pub update_failed: u64,
+    /// The control plane's own counters (per machine), as of the last poll.
+    pub plane: Vec<(&'static str, u64)>,
 }
 
 pub(super) struct Control {
@@ -51,11 +80,21 @@ pub(super) struct Control {
     pub stats: ControlStats,
     icmp_window_ms: u64,
     icmp_in_window: u32,
+    pub plane: ControlPlane,
+    pool: Mempool,
+    outbox: Outbox,
+    /// (deadline, plan port, next hop, message): waiting for the next hop's MAC.
+    waiting: VecDeque<(u64, usize, IpAddr, Transmit)>,
+    next_timer_ms: u64,
+    next_usage_ms: u64,
 }
 
 impl Control {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         plan: Arc<Plan>,
+        plane: ControlPlane,
+        pool: Mempool,
         cache: MapCacheWriter,
         neighbors: NeighborWriter,
         punts: Vec<RingConsumer>,
@@ -63,6 +102,12 @@ impl Control {
         txs: Vec<TxQueue>,
     ) -> Self {
         Control {
+            plane,
+            pool,
+            outbox: Outbox::default(),
+            waiting: VecDeque::new(),
+            next_timer_ms: 0,
+            next_usage_ms: 0,
             plan,
             cache,
             neighbors,
@@ -102,17 +147,201 @@ impl Control {
                     Event::Miss { iid, eid } => {
                         self.stats.misses += 1;
                         tracing::debug!(iid, %eid, "map-cache miss");
+                        self.plane.on_miss(iid, eid, now_ms, &mut self.outbox);
                     }
                     Event::NeighborMiss { port, ip } => {
                         self.stats.neighbor_misses += 1;
                         tracing::debug!(port = %self.plan.ports.get(port).map_or("?", |p| p.name.as_str()), %ip, "next hop without a MAC");
+                        self.plane
+                            .on_neighbor_miss(port, ip, now_ms, &mut self.outbox);
                     }
                 }
             }
         }
+        if now_ms >= self.next_usage_ms {
+            self.next_usage_ms = now_ms + USAGE_EVERY_MS;
+            self.cache.collect_usage(now_ms);
+        }
+        if now_ms >= self.next_timer_ms {
+            let cache = &self.cache;
+            let mut in_use = |iid: u32, prefix, since: u64| {
+                cache
+                    .usage(iid, prefix)
+                    .is_some_and(|u| u.last_used_ms > since)
+            };
+            self.plane.on_timer(now_ms, &mut in_use, &mut self.outbox);
+            self.next_timer_ms = self
+                .plane
+                .next_timer()
+                .unwrap_or(u64::MAX)
+                .clamp(now_ms + 1, now_ms + TIMER_EVERY_MS);
+        }
+        if !self.outbox.is_empty() || !self.waiting.is_empty() {
+            busy |= self.perform(now_ms);
+        }
         self.cache.reclaim();
         self.neighbors.reclaim();
         busy
+    }
+
+    /// Carries out what the machines asked for: table updates first (a neighbour just
+    /// learned lets waiting messages go), then frames and messages.
+    fn perform(&mut self, now_ms: u64) -> bool {
+        let mut did = false;
+        // Sending can ask for more (a next hop to resolve): a few rounds at most.
+        for _ in 0..4 {
+            if self.outbox.is_empty() {
+                break;
+            }
+            did = true;
+            let mut out = std::mem::take(&mut self.outbox);
+            for u in out.updates.drain(..) {
+                self.apply(u, now_ms);
+            }
+            for f in out.frames.drain(..) {
+                self.send_frame(f.port, &f.bytes);
+            }
+            for t in out.transmits.drain(..) {
+                self.send_message(t, now_ms);
+            }
+            // Events left over were routed inside the control plane already.
+            out.events.clear();
+            // Anything the sends produced is in self.outbox now; keep the allocations.
+            out.clear();
+            if self.outbox.is_empty() {
+                self.outbox = out;
+            }
+        }
+        // Messages whose next hop is known now go; expired ones are dropped.
+        let mut still = VecDeque::new();
+        while let Some((deadline, port, nh, t)) = self.waiting.pop_front() {
+            if let Some(n) = self.neighbors.get(nh) {
+                self.send_to(port, n.mac, t);
+                did = true;
+            } else if now_ms >= deadline {
+                self.stats.control_no_neighbor += 1;
+                did = true;
+            } else {
+                still.push_back((deadline, port, nh, t));
+            }
+        }
+        self.waiting = still;
+        self.stats.plane = self.plane.counters();
+        did
+    }
+
+    fn apply(&mut self, u: Update, now_ms: u64) {
+        let ok = match u {
+            Update::Map {
+                iid,
+                prefix,
+                mapping,
+            } => match self.cache.insert(iid, prefix, mapping, now_ms) {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(iid, %prefix, %e, "map-cache update refused");
+                    false
+                }
+            },
+            Update::Unmap { iid, prefix } => {
+                self.cache.remove(iid, prefix);
+                true
+            }
+            Update::Neighbor { ip, mac, port } => match self.plan.ports.get(port) {
+                Some(p) => self
+                    .neighbors
+                    .insert(
+                        ip,
+                        Neighbor {
+                            mac,
+                            port: p.dpdk_port,
+                        },
+                    )
+                    .map_err(|e| tracing::warn!(%ip, %e, "neighbour table update refused"))
+                    .is_ok(),
+                None => false,
+            },
+            Update::NeighborGone { ip } => {
+                self.neighbors.remove(ip);
+                true
+            }
+        };
+        if !ok {
+            self.stats.update_failed += 1;
+        }
+    }
+
+    /// The port a control message to `dst` leaves by and the next hop to resolve: a port
+    /// `dst` is on-link on, else the gateway of an RLOC port (then of an EID port) of the
+    /// family.
+    fn route(&self, dst: IpAddr) -> Option<(usize, IpAddr)> {
+        let ports = &self.plan.ports;
+        if let Some(i) = ports
+            .iter()
+            .position(|p| p.addresses.iter().any(|n| n.contains(&dst)))
+        {
+            return Some((i, dst));
+        }
+        [PortRole::Rloc, PortRole::Eid].iter().find_map(|role| {
+            ports.iter().enumerate().find_map(|(i, p)| {
+                let g = p.gateway?;
+                (p.role == *role && g.is_ipv4() == dst.is_ipv4()).then_some((i, g))
+            })
+        })
+    }
+
+    fn send_message(&mut self, t: Transmit, now_ms: u64) {
+        let Some((port, nh)) = self.route(t.dst) else {
+            self.stats.control_no_route += 1;
+            tracing::debug!(dst = %t.dst, "no route for a control message");
+            return;
+        };
+        match self.neighbors.get(nh) {
+            Some(n) => self.send_to(port, n.mac, t),
+            None => {
+                self.plane
+                    .on_neighbor_miss(port, nh, now_ms, &mut self.outbox);
+                if self.waiting.len() >= WAITING_MAX {
+                    self.waiting.pop_front();
+                    self.stats.control_no_neighbor += 1;
+                }
+                self.waiting.push_back((now_ms + WAITING_MS, port, nh, t));
+            }
+        }
+    }
+
+    /// Sends `t` on plan port `port` to next-hop MAC `mac`.
+    fn send_to(&mut self, port: usize, mac: [u8; 6], t: Transmit) {
+        let p = &self.plan.ports[port];
+        let src = t
+            .src
+            .filter(|s| s.is_ipv4() == t.dst.is_ipv4())
+            .or_else(|| {
+                p.addresses
+                    .iter()
+                    .map(|n| n.addr())
+                    .find(|a| a.is_ipv4() == t.dst.is_ipv4())
+            });
+        let frame = src.and_then(|src| {
+            udp::frame(
+                p.mac, mac, src, t.dst, t.src_port, t.dst_port, 64, &t.payload,
+            )
+        });
+        match frame {
+            Some(f) => self.send_frame(port, &f),
+            None => self.stats.control_send_failed += 1,
+        }
+    }
+
+    fn send_frame(&mut self, port: usize, bytes: &[u8]) {
+        let sent = self
+            .pool
+            .alloc_from(bytes)
+            .and_then(|m| self.txs.get_mut(port)?.tx_one(m).ok());
+        match sent {
+            Some(()) => self.stats.control_sent += 1,
+            None => self.stats.control_send_failed += 1,
+        }
     }
 
     fn punted(&mut self, mut m: Mbuf, now_ms: u64) {
@@ -121,6 +350,37 @@ impl Control {
             return;
         };
         self.stats.punts.inc(p.reason);
+        let port_index = self
+            .plan
+            .ports
+            .iter()
+            .position(|pp| pp.dpdk_port == m.port());
+        match (p.reason, port_index) {
+            (Reason::PuntArp | Reason::PuntNd, Some(port)) => {
+                self.plane
+                    .on_frame(port, m.data(), now_ms, &mut self.outbox);
+                return;
+            }
+            (Reason::PuntLispControl, Some(_)) => {
+                match udp::parse(m.data()) {
+                    Ok(d) if d.dst_port == LISP_CONTROL_PORT || d.src_port == LISP_CONTROL_PORT => {
+                        let payload = &m.data()[d.payload.clone()];
+                        self.plane.on_udp(
+                            d.src,
+                            d.src_port,
+                            d.dst,
+                            payload,
+                            now_ms,
+                            &mut self.outbox,
+                        );
+                    }
+                    Ok(_) => self.stats.unhandled += 1,
+                    Err(_) => self.stats.control_not_udp += 1,
+                }
+                return;
+            }
+            _ => {}
+        }
         let kind = match p.reason {
             Reason::PuntTtlExpired => IcmpKind::TimeExceeded,
             Reason::PuntTooBig => IcmpKind::TooBig { mtu: p.mtu },

@@ -246,7 +246,9 @@ fn start(cfg: &Config, eal: &Eal, pool: &Mempool, stop: &StopFlag) -> Result<Run
     }
     let mut running = Running {
         control: control::Control::new(
-            plan,
+            plan.clone(),
+            crate::control::node::ControlPlane::new(cfg, &plan, crate::control::Nonces::random()),
+            pool.clone(),
             cache,
             neighbors,
             punt_rings,

@@ -17,6 +17,7 @@ pub mod etr;
 pub mod hosts;
 pub mod itr;
 pub mod map_server;
+pub mod node;
 pub mod udp;
 
 use std::collections::hash_map::RandomState;
@@ -60,8 +61,6 @@ pub enum Update {
     },
     /// Remove the map-cache entry of exactly `iid`/`prefix`.
     Unmap { iid: u32, prefix: IpNet },
-    /// Mark RLOC `rloc` reachable or not in every mapping that has it (RLOC probing).
-    Reachability { rloc: IpAddr, up: bool },
     /// A neighbour learned or confirmed on plan port `port` (ARP, ND).
     Neighbor {
         ip: IpAddr,

@@ -1,0 +1,398 @@
+//! One appliance's control plane: the machines its role and config call for, wired together.
+//! Still sans-IO: received UDP control messages, punted ARP/ND frames, data-plane misses and
+//! the time go in; an [`Outbox`] of messages, frames and table updates comes out. Events from
+//! one machine to another, and control messages to one of our own addresses (our ETR
+//! registering with our embedded Map-Server, our ITR asking our Map-Resolver), are handled
+//! here before anything leaves.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::etr::{DatabaseMapping, Etr, EtrConfig, MapServerTarget};
+use super::hosts::{HostPort, Hosts, HostsConfig};
+use super::itr::{Itr, ItrConfig};
+use super::map_server::MapServer;
+use super::{algorithm, Event, Nonces, Outbox, Transmit};
+use crate::config::{Config, PortRole, Role};
+use crate::dataplane::Plan;
+use crate::wire::control::{Ecm, Message, XtrId};
+
+/// Rounds of local delivery per input: a bound on message loops between our own machines.
+const MAX_LOCAL_ROUNDS: usize = 16;
+
+/// Control messages that no machine took.
+#[derive(Debug, Default, Clone)]
+pub struct NodeStats {
+    pub malformed: u64,
+    /// A message for a function this appliance does not run (e.g. a Map-Register without the
+    /// embedded Map-Server).
+    pub not_served: u64,
+    /// Map-Replies and Map-Notify-Acks and such that no machine expects.
+    pub unexpected: u64,
+    pub local_deliveries: u64,
+    /// Local deliveries dropped: our machines kept answering each other.
+    pub local_loops: u64,
+}
+
+/// The control plane of one appliance.
+pub struct ControlPlane {
+    pub itr: Option<Itr>,
+    pub etr: Option<Etr>,
+    pub map_server: Option<MapServer>,
+    pub hosts: Option<Hosts>,
+    /// Every address of ours (RLOCs and port addresses): messages to them are delivered here.
+    ours: Vec<IpAddr>,
+    pub stats: NodeStats,
+}
+
+impl ControlPlane {
+    /// The machines for `cfg` (already validated) over the running ports of `plan`.
+    pub fn new(cfg: &Config, plan: &Plan, mut nonces: Nonces) -> Self {
+        let role = cfg.appliance.role.unwrap_or(Role::Pxtr);
+        let lisp = &cfg.lisp;
+        let xtr = role != Role::MsMr;
+        let itr = xtr.then(|| {
+            Itr::new(
+                ItrConfig {
+                    map_resolvers: lisp.map_resolvers.clone(),
+                    rlocs: plan.rlocs.clone(),
+                    pitr: plan.functions.pitr && role == Role::Pxtr,
+                    ..ItrConfig::default()
+                },
+                nonces.split(),
+            )
+        });
+        let etr = (xtr && !lisp.map_servers.is_empty()).then(|| {
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&nonces.next().to_be_bytes());
+            id[8..].copy_from_slice(&nonces.next().to_be_bytes());
+            Etr::new(
+                EtrConfig {
+                    map_servers: lisp
+                        .map_servers
+                        .iter()
+                        .filter_map(|m| {
+                            Some(MapServerTarget {
+                                address: m.address?,
+                                algorithm: algorithm(m.key_id),
+                                key: m.key.as_bytes().to_vec(),
+                            })
+                        })
+                        .collect(),
+                    rlocs: plan.rlocs.clone(),
+                    database: lisp
+                        .database_mappings
+                        .iter()
+                        .map(|d| DatabaseMapping {
+                            iid: d.iid,
+                            prefix: d.prefix,
+                            priority: d.priority,
+                            weight: d.weight,
+                        })
+                        .collect(),
+                    dynamic: lisp
+                        .dynamic_eids
+                        .iter()
+                        .filter_map(|d| Some((d.iid, d.prefix?)))
+                        .collect(),
+                    xtr_id: XtrId {
+                        xtr_id: id,
+                        site_id: 0,
+                    },
+                    ..EtrConfig::default()
+                },
+                nonces.split(),
+            )
+        });
+        let map_server = cfg
+            .map_server
+            .enabled
+            .then(|| MapServer::new(&cfg.map_server, nonces.split()));
+        let host_ports: Vec<HostPort> = plan
+            .ports
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.role == PortRole::Eid)
+            .map(|(index, p)| HostPort {
+                index,
+                mac: p.mac,
+                iid: p.iid,
+                addresses: p.addresses.clone(),
+                dynamic: lisp
+                    .dynamic_eids
+                    .iter()
+                    .filter(|d| d.port == p.name)
+                    .filter_map(|d| Some((d.iid, d.prefix?)))
+                    .collect(),
+                // In path (the site's gateway): answer for everything not local.
+                proxy_all: role == Role::Xtr,
+                answer_for: match (role, p.gateway) {
+                    (Role::Xtr, Some(g)) => vec![g],
+                    _ => Vec::new(),
+                },
+            })
+            .collect();
+        let hosts = (xtr && !host_ports.is_empty()).then(|| {
+            Hosts::new(HostsConfig {
+                ports: host_ports,
+                ..HostsConfig::default()
+            })
+        });
+        let mut ours: Vec<IpAddr> = plan.rlocs.clone();
+        for p in &plan.ports {
+            for a in &p.addresses {
+                if !ours.contains(&a.addr()) {
+                    ours.push(a.addr());
+                }
+            }
+        }
+        ControlPlane {
+            itr,
+            etr,
+            map_server,
+            hosts,
+            ours,
+            stats: NodeStats::default(),
+        }
+    }
+
+    /// Whether `ip` is one of our addresses.
+    pub fn is_ours(&self, ip: IpAddr) -> bool {
+        self.ours.contains(&ip)
+    }
+
+    /// A UDP datagram to or from the LISP control port reached one of our addresses.
+    pub fn on_udp(
+        &mut self,
+        src: IpAddr,
+        src_port: u16,
+        dst: IpAddr,
+        payload: &[u8],
+        now_ms: u64,
+        out: &mut Outbox,
+    ) {
+        self.dispatch(src, src_port, dst, payload, now_ms, out);
+        self.settle(now_ms, out);
+    }
+
+    fn dispatch(
+        &mut self,
+        src: IpAddr,
+        src_port: u16,
+        dst: IpAddr,
+        payload: &[u8],
+        now_ms: u64,
+        out: &mut Outbox,
+    ) {
+        let msg = match Message::parse(payload) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.malformed += 1;
+                tracing::debug!(%src, %e, "malformed LISP control message");
+                return;
+            }
+        };
+        match msg {
+            Message::MapRequest(req) => {
+                if req.smr {
+                    match &mut self.itr {
+                        Some(itr) => itr.on_smr(src, &req, now_ms, out),
+                        None => self.stats.not_served += 1,
+                    }
+                } else {
+                    match &mut self.etr {
+                        Some(etr) => etr.on_map_request(dst, src_port, &req, out),
+                        None => self.stats.not_served += 1,
+                    }
+                }
+            }
+            Message::Ecm(ecm) => self.on_ecm(&ecm, dst, now_ms, out),
+            Message::MapReply(reply) => match &mut self.itr {
+                Some(itr) => itr.on_map_reply(&reply, now_ms, out),
+                None => self.stats.unexpected += 1,
+            },
+            Message::MapRegister(_) => match &mut self.map_server {
+                Some(ms) => ms.on_map_register(src, src_port, payload, now_ms, out),
+                None => self.stats.not_served += 1,
+            },
+            Message::MapNotify(n) => match n.kind {
+                crate::wire::control::NotifyKind::Notify => match &mut self.etr {
+                    Some(etr) => etr.on_map_notify(src, payload, now_ms, out),
+                    None => self.stats.unexpected += 1,
+                },
+                crate::wire::control::NotifyKind::Ack => match &mut self.map_server {
+                    Some(ms) => ms.on_map_notify_ack(src, payload, now_ms, out),
+                    None => self.stats.unexpected += 1,
+                },
+            },
+        }
+    }
+
+    /// An Encapsulated Control Message: a Map-Request for our Map-Resolver, or one a
+    /// Map-Server forwarded to us as an ETR.
+    fn on_ecm(&mut self, ecm: &Ecm, dst: IpAddr, now_ms: u64, out: &mut Outbox) {
+        let req = match ecm.message() {
+            Ok(Message::MapRequest(r)) => r,
+            Ok(_) => {
+                self.stats.unexpected += 1;
+                return;
+            }
+            Err(_) => {
+                self.stats.malformed += 1;
+                return;
+            }
+        };
+        if ecm.to_etr {
+            match &mut self.etr {
+                Some(etr) => etr.on_map_request(dst, ecm.inner.src_port, &req, out),
+                None => self.stats.not_served += 1,
+            }
+            return;
+        }
+        match &mut self.map_server {
+            Some(ms) => ms.on_map_request(ecm, &req, now_ms, out),
+            None => self.stats.not_served += 1,
+        }
+    }
+
+    /// An ARP or ND frame punted from plan port `port`.
+    pub fn on_frame(&mut self, port: usize, frame: &[u8], now_ms: u64, out: &mut Outbox) {
+        if let Some(h) = &mut self.hosts {
+            h.on_frame(port, frame, now_ms, out);
+        }
+        self.settle(now_ms, out);
+    }
+
+    /// The data plane missed `eid` in `iid`.
+    pub fn on_miss(&mut self, iid: u32, eid: IpAddr, now_ms: u64, out: &mut Outbox) {
+        if let Some(itr) = &mut self.itr {
+            itr.resolve(iid, eid, now_ms, out);
+        }
+        self.settle(now_ms, out);
+    }
+
+    /// The data plane has no MAC for next hop `ip` on plan port `port`.
+    pub fn on_neighbor_miss(&mut self, port: usize, ip: IpAddr, now_ms: u64, out: &mut Outbox) {
+        if let Some(h) = &mut self.hosts {
+            h.resolve_neighbor(port, ip, now_ms, out);
+        }
+        self.settle(now_ms, out);
+    }
+
+    /// Runs every machine's timers. `in_use(iid, prefix, since_ms)`: whether the map-cache
+    /// entry was used after `since_ms` (refresh before expiry).
+    pub fn on_timer(
+        &mut self,
+        now_ms: u64,
+        in_use: &mut dyn FnMut(u32, IpNet, u64) -> bool,
+        out: &mut Outbox,
+    ) {
+        if let Some(itr) = &mut self.itr {
+            itr.on_timer(now_ms, in_use, out);
+        }
+        if let Some(etr) = &mut self.etr {
+            etr.on_timer(now_ms, out);
+        }
+        if let Some(ms) = &mut self.map_server {
+            ms.on_timer(now_ms, out);
+        }
+        if let Some(h) = &mut self.hosts {
+            h.on_timer(now_ms, out);
+        }
+        self.settle(now_ms, out);
+    }
+
+    /// The earliest time [`ControlPlane::on_timer`] has something to do.
+    pub fn next_timer(&self) -> Option<u64> {
+        [
+            self.itr.as_ref().and_then(Itr::next_timer),
+            self.etr.as_ref().and_then(Etr::next_timer),
+            self.map_server.as_ref().and_then(MapServer::next_timer),
+            self.hosts.as_ref().and_then(Hosts::next_timer),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Routes events between the machines and delivers messages to our own addresses, until
+    /// only what leaves the appliance is left in `out`.
+    fn settle(&mut self, now_ms: u64, out: &mut Outbox) {
+        for _ in 0..MAX_LOCAL_ROUNDS {
+            let events = std::mem::take(&mut out.events);
+            let (local, remote): (Vec<Transmit>, Vec<Transmit>) =
+                std::mem::take(&mut out.transmits)
+                    .into_iter()
+                    .partition(|t| self.is_ours(t.dst));
+            out.transmits = remote;
+            if events.is_empty() && local.is_empty() {
+                return;
+            }
+            for e in &events {
+                self.route_event(e, now_ms, out);
+            }
+            for t in local {
+                self.stats.local_deliveries += 1;
+                let src = t.src.unwrap_or(t.dst);
+                self.dispatch(src, t.src_port, t.dst, &t.payload, now_ms, out);
+            }
+        }
+        let dropped =
+            out.events.len() + out.transmits.iter().filter(|t| self.is_ours(t.dst)).count();
+        if dropped > 0 {
+            self.stats.local_loops += dropped as u64;
+            tracing::warn!(
+                dropped,
+                "control messages between our own machines kept looping: dropped"
+            );
+            out.events.clear();
+            let ours = self.ours.clone();
+            out.transmits.retain(|t| !ours.contains(&t.dst));
+        }
+    }
+
+    fn route_event(&mut self, e: &Event, now_ms: u64, out: &mut Outbox) {
+        match e {
+            Event::HostUp { .. } | Event::HostDown { .. } => {
+                if let Some(etr) = &mut self.etr {
+                    etr.on_event(e, now_ms, out);
+                }
+            }
+            Event::HostMovedAway { .. } | Event::Remote { .. } | Event::NotRemote { .. } => {
+                if let Some(h) = &mut self.hosts {
+                    h.on_event(e, now_ms, out);
+                }
+            }
+            Event::Resolve { iid, eid } => {
+                if let Some(itr) = &mut self.itr {
+                    itr.resolve(*iid, *eid, now_ms, out);
+                }
+            }
+        }
+    }
+
+    /// Every counter of every machine, with its name.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        let mut v = vec![
+            ("control_malformed", self.stats.malformed),
+            ("control_not_served", self.stats.not_served),
+            ("control_unexpected", self.stats.unexpected),
+            ("control_local_deliveries", self.stats.local_deliveries),
+            ("control_local_loops", self.stats.local_loops),
+        ];
+        if let Some(m) = &self.itr {
+            v.extend(m.stats.counters());
+        }
+        if let Some(m) = &self.etr {
+            v.extend(m.stats.counters());
+        }
+        if let Some(m) = &self.map_server {
+            v.extend(m.stats.counters());
+        }
+        if let Some(m) = &self.hosts {
+            v.extend(m.stats.counters());
+        }
+        v
+    }
+}
