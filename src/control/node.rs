@@ -43,6 +43,7 @@ pub struct ControlPlane {
     pub hosts: Option<Hosts>,
     /// Every address of ours (RLOCs and port addresses): messages to them are delivered here.
     ours: Vec<IpAddr>,
+    rlocs: Vec<IpAddr>,
     pub stats: NodeStats,
 }
 
@@ -153,8 +154,14 @@ impl ControlPlane {
             map_server,
             hosts,
             ours,
+            rlocs: plan.rlocs.clone(),
             stats: NodeStats::default(),
         }
+    }
+
+    /// Our RLOCs.
+    pub fn rlocs(&self) -> &[IpAddr] {
+        &self.rlocs
     }
 
     /// Whether `ip` is one of our addresses.
