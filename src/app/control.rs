@@ -87,6 +87,9 @@ pub(super) struct Control {
     waiting: VecDeque<(u64, usize, IpAddr, Transmit)>,
     next_timer_ms: u64,
     next_usage_ms: u64,
+    /// Neighbours from the config (`ports[].neighbors`): what the control plane learns or
+    /// ages out does not replace them.
+    pub static_neighbors: Vec<IpAddr>,
 }
 
 impl Control {
@@ -108,6 +111,7 @@ impl Control {
             waiting: VecDeque::new(),
             next_timer_ms: 0,
             next_usage_ms: 0,
+            static_neighbors: Vec::new(),
             plan,
             cache,
             neighbors,
@@ -245,6 +249,11 @@ impl Control {
             },
             Update::Unmap { iid, prefix } => {
                 self.cache.remove(iid, prefix);
+                true
+            }
+            Update::Neighbor { ip, .. } | Update::NeighborGone { ip }
+                if self.static_neighbors.contains(&ip) =>
+            {
                 true
             }
             Update::Neighbor { ip, mac, port } => match self.plan.ports.get(port) {

@@ -207,10 +207,30 @@ fn start(cfg: &Config, eal: &Eal, pool: &Mempool, stop: &StopFlag) -> Result<Run
             .iter()
             .position(|(n, _)| *n == w.port)
             .expect("validated: every worker names a configured port");
-        let rx = ports[in_port]
+        let mut rxs = vec![ports[in_port]
             .1
             .take_rx_queue(w.queue)
-            .expect("validated: each (port, queue) has one worker");
+            .expect("validated: each (port, queue) has one worker")];
+        // Queues the driver added beyond the configured ones (net_tap pairs RX with TX
+        // queues) go to the port's workers in turn.
+        let port_cfg = &cfg.ports[in_port];
+        let of_port: Vec<usize> = cfg
+            .lcores
+            .workers
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.port == w.port)
+            .map(|(j, _)| j)
+            .collect();
+        let nth = of_port.iter().position(|j| *j == i).unwrap_or(0);
+        let total = ports[in_port].1.info().rx_queues;
+        for extra in port_cfg.rx_queues..total {
+            if usize::from(extra - port_cfg.rx_queues) % of_port.len().max(1) == nth {
+                if let Some(q) = ports[in_port].1.take_rx_queue(extra) {
+                    rxs.push(q);
+                }
+            }
+        }
         // Each worker owns TX queue i on every port.
         let txs: Vec<_> = ports
             .iter_mut()
@@ -231,7 +251,7 @@ fn start(cfg: &Config, eal: &Eal, pool: &Mempool, stop: &StopFlag) -> Result<Run
             worker::Worker {
                 lcore,
                 in_port,
-                rx,
+                rxs,
                 txs,
                 pipeline: Pipeline::new(plan.clone(), cache.reader()?, neighbors.reader()?),
                 punts: producer,
@@ -259,6 +279,11 @@ fn start(cfg: &Config, eal: &Eal, pool: &Mempool, stop: &StopFlag) -> Result<Run
         workers: Vec::new(),
         stop: stop.clone(),
     };
+    running.control.static_neighbors = cfg
+        .ports
+        .iter()
+        .flat_map(|p| p.neighbors.iter().map(|n| n.ip))
+        .collect();
     for (lcore, w, job) in jobs {
         let counters = job.counters.clone();
         let handle = dpdk::launch(eal, lcore, move || job.run())

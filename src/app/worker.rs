@@ -41,7 +41,9 @@ pub struct Worker {
     pub lcore: u32,
     /// Plan index of the port this worker receives from.
     pub in_port: usize,
-    pub rx: RxQueue,
+    /// Its RX queue first, then any surplus queue of the port it polls too (drivers such as
+    /// net_tap have as many RX queues as TX queues).
+    pub rxs: Vec<RxQueue>,
     /// This worker's TX queue on every port, in plan order.
     pub txs: Vec<TxQueue>,
     pub pipeline: Pipeline<Mbuf>,
@@ -70,8 +72,14 @@ impl Worker {
         let mut next_merge = start + hz;
         let mut empty_polls = 0u32;
         let mut sleep = Duration::from_micros(1);
+        let mut next_rx = 0;
         while !self.stop.is_stopped() {
-            let n = self.rx.rx_burst_upto(&mut burst, burst_size);
+            let q = next_rx;
+            next_rx = (next_rx + 1) % self.rxs.len().max(1);
+            let n = match self.rxs.get_mut(q) {
+                Some(rx) => rx.rx_burst_upto(&mut burst, burst_size),
+                None => 0,
+            };
             let t0 = tsc();
             let now_ms = (t0 - start) / ticks_per_ms;
             if n == 0 {

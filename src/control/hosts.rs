@@ -81,6 +81,9 @@ pub struct HostPort {
     /// Extra addresses we always answer for on this port (e.g. the enterprise gateway address
     /// at the cloud site).
     pub answer_for: Vec<IpAddr>,
+    /// Answer for remote EIDs (proxy-ARP/ND): EID ports. RLOC ports only answer for our own
+    /// addresses, learn neighbours and resolve next hops.
+    pub proxy: bool,
 }
 
 /// Timers and bounds.
@@ -919,7 +922,7 @@ impl Hosts {
             return Decision::Local;
         }
         let dynamic = port.dynamic_iid(t);
-        if self.is_remote(port.iid_of(t), t) {
+        if port.cfg.proxy && self.is_remote(port.iid_of(t), t) {
             return Decision::Remote;
         }
         match dynamic {
@@ -1456,6 +1459,7 @@ mod tests {
                 dynamic: vec![(7, net("10.1.0.0/25")), (7, net("2001:db8:1::/64"))],
                 proxy_all: false,
                 answer_for: vec![],
+                proxy: true,
             }],
             ..HostsConfig::default()
         }
@@ -1477,6 +1481,7 @@ mod tests {
                 dynamic: vec![(7, net("10.1.0.0/24")), (7, net("2001:db8:1::/64"))],
                 proxy_all: true,
                 answer_for: vec![ip("10.1.0.1"), ip("2001:db8:1::1")],
+                proxy: true,
             }],
             ..HostsConfig::default()
         })

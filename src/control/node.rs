@@ -110,31 +110,39 @@ impl ControlPlane {
             .map_server
             .enabled
             .then(|| MapServer::new(&cfg.map_server, nonces.split()));
+        // Every port: EID ports detect hosts and proxy; RLOC ports resolve next hops and
+        // answer for our addresses.
         let host_ports: Vec<HostPort> = plan
             .ports
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.role == PortRole::Eid)
-            .map(|(index, p)| HostPort {
-                index,
-                mac: p.mac,
-                iid: p.iid,
-                addresses: p.addresses.clone(),
-                dynamic: lisp
-                    .dynamic_eids
-                    .iter()
-                    .filter(|d| d.port == p.name)
-                    .filter_map(|d| Some((d.iid, d.prefix?)))
-                    .collect(),
-                // In path (the site's gateway): answer for everything not local.
-                proxy_all: role == Role::Xtr,
-                answer_for: match (role, p.gateway) {
-                    (Role::Xtr, Some(g)) => vec![g],
-                    _ => Vec::new(),
-                },
+            .map(|(index, p)| {
+                let eid = p.role == PortRole::Eid;
+                HostPort {
+                    index,
+                    mac: p.mac,
+                    iid: p.iid,
+                    addresses: p.addresses.clone(),
+                    dynamic: if eid {
+                        lisp.dynamic_eids
+                            .iter()
+                            .filter(|d| d.port == p.name)
+                            .filter_map(|d| Some((d.iid, d.prefix?)))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
+                    // In path (the site's gateway): answer for everything not local.
+                    proxy_all: eid && role == Role::Xtr,
+                    answer_for: match (eid, role, p.gateway) {
+                        (true, Role::Xtr, Some(g)) => vec![g],
+                        _ => Vec::new(),
+                    },
+                    proxy: eid,
+                }
             })
             .collect();
-        let hosts = (xtr && !host_ports.is_empty()).then(|| {
+        let hosts = (!host_ports.is_empty()).then(|| {
             Hosts::new(HostsConfig {
                 ports: host_ports,
                 ..HostsConfig::default()

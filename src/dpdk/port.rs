@@ -159,6 +159,11 @@ impl PortInner {
     }
 }
 
+/// Drivers that refuse different RX and TX queue counts.
+fn symmetric_queues(driver: &str) -> bool {
+    driver == "net_tap"
+}
+
 /// Most packets drained from one RX queue at shutdown (a net_null device never runs dry).
 const DRAIN_LIMIT: usize = 65536;
 
@@ -309,6 +314,20 @@ impl Port {
                 .to_string_lossy()
                 .into_owned()
         };
+        // Some drivers pair their queues: net_tap refuses RX and TX counts that differ. Such a
+        // port gets as many RX queues as TX queues; the caller polls the surplus ones
+        // (`PortInfo::rx_queues` says how many there are).
+        let mut cfg = cfg.clone();
+        if symmetric_queues(&driver) {
+            let n = cfg.rx_queues.max(cfg.tx_queues);
+            if cfg.rx_queues != n {
+                tracing::info!(port = %name, %driver, rx = cfg.rx_queues, tx = cfg.tx_queues,
+                    "driver needs as many RX as TX queues: {n} of each");
+            }
+            cfg.rx_queues = n;
+            cfg.tx_queues = n;
+        }
+        let cfg = &cfg;
         if cfg.rx_queues > dev.max_rx_queues || cfg.tx_queues > dev.max_tx_queues {
             return Err(DpdkError::InvalidArgument(format!(
                 "port {name} ({driver}): asked for {} RX / {} TX queues, the device has at most {} / {}",

@@ -3,3 +3,4 @@
 
 pub mod packet;
 pub mod pcap;
+pub mod rawsock;
