@@ -756,3 +756,37 @@ fn a_non_utf8_environment_does_not_crash_check_config() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn answer_arp_for_only_on_eid_ports_and_only_unicast_addresses() {
+    let on = |role: &str, addr: &str| {
+        LAB.replacen(
+            &format!("role = \"{role}\""),
+            &format!("role = \"{role}\"\nanswer_arp_for = [\"{addr}\"]"),
+            1,
+        )
+    };
+    assert!(load(&on("eid", "10.1.1.1")).is_ok());
+    let found = issues(&on("rloc", "192.0.2.9"));
+    assert!(
+        found
+            .iter()
+            .any(|i| i.path == "ports[1].answer_arp_for[0]"
+                && i.to_string().contains("only eid ports")),
+        "{found:?}"
+    );
+    let found = issues(&on("eid", "224.0.0.1"));
+    assert!(
+        found
+            .iter()
+            .any(|i| i.path == "ports[0].answer_arp_for[0]" && i.to_string().contains("unicast")),
+        "{found:?}"
+    );
+    let found = issues(&on("eid", "10.1.1.5"));
+    assert!(
+        found.iter().any(
+            |i| i.path == "ports[0].answer_arp_for[0]" && i.to_string().contains("own address")
+        ),
+        "{found:?}"
+    );
+}

@@ -6,7 +6,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use pxtr::config::{
-    Config, DynamicEid, EidPrefix, KeyId, MapServerPeer, PortRole, Role, Site, SitePrefix,
+    Config, DynamicEid, EidPrefix, KeyId, MapServerPeer, PortRole, PortSection, Role, Site,
+    SitePrefix,
 };
 use pxtr::control::node::ControlPlane;
 use pxtr::control::{Nonces, Outbox, Transmit, Update};
@@ -42,6 +43,7 @@ fn port(name: &str, role: PortRole, mac: [u8; 6], addr: &str, gateway: Option<&s
         mtu: 1500,
         gateway: gateway.map(ip),
         iid: 0,
+        dynamic_eids: Vec::new(),
     }
 }
 
@@ -131,15 +133,15 @@ fn xtr() -> ControlPlane {
         key: KEY.into(),
     }];
     cfg.lisp.dynamic_eids = vec![servers()];
+    // Moved hosts keep sending to the enterprise gateway's address: xTR-1 answers for it.
+    cfg.ports = vec![PortSection {
+        name: "eid0".into(),
+        answer_arp_for: vec![ip("10.1.1.1")],
+        ..PortSection::default()
+    }];
     let p = plan(
         vec![
-            port(
-                "eid0",
-                PortRole::Eid,
-                XTR_MAC,
-                "172.16.0.1/24",
-                Some("10.1.1.1"),
-            ),
+            port("eid0", PortRole::Eid, XTR_MAC, "172.16.0.1/24", None),
             port(
                 "rloc0",
                 PortRole::Rloc,

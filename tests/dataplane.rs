@@ -48,6 +48,7 @@ fn plan(rloc: Ipv4Addr, eid_net: &str, miss: MissPolicy) -> Plan {
                 mtu: 1500,
                 gateway: None,
                 iid: IID,
+                dynamic_eids: Vec::new(),
             },
             PortPlan {
                 name: "rloc0".into(),
@@ -61,6 +62,7 @@ fn plan(rloc: Ipv4Addr, eid_net: &str, miss: MissPolicy) -> Plan {
                 mtu: 1500,
                 gateway: Some(IpAddr::V4(GW)),
                 iid: 0,
+                dynamic_eids: Vec::new(),
             },
         ],
         rlocs: vec![IpAddr::V4(rloc), "2001:db8:f::1".parse().unwrap()],

@@ -139,6 +139,7 @@ fn main() {
         mtu: 1500,
         gateway: None,
         iid: 0,
+        dynamic_eids: Vec::new(),
     };
     let rloc_plan = |dpdk_port, mac| PortPlan {
         name: "rloc0".into(),
@@ -151,6 +152,7 @@ fn main() {
         mtu: 9000,
         gateway: Some("192.0.2.254".parse().unwrap()),
         iid: 0,
+        dynamic_eids: Vec::new(),
     };
     // Plan order: the receiving port first.
     let (ports, in_role) = if decap {

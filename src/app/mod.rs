@@ -383,6 +383,13 @@ fn plan(cfg: &Config, ports: &[(String, Port)]) -> Plan {
                 mtu: p.mtu,
                 gateway: p.gateway,
                 iid: p.iid,
+                dynamic_eids: cfg
+                    .lisp
+                    .dynamic_eids
+                    .iter()
+                    .filter(|d| d.port == p.name)
+                    .filter_map(|d| d.prefix)
+                    .collect(),
             })
             .collect(),
         rlocs: cfg.lisp.rlocs.clone(),

@@ -191,6 +191,10 @@ pub struct PortSection {
     pub neighbors: Vec<StaticNeighbor>,
     /// Instance-ID of the EID traffic on this port (eid ports; 24 bits).
     pub iid: u32,
+    /// Addresses the appliance answers ARP/ND for on this eid port with its own MAC, besides
+    /// remote EIDs: at the cloud site, the enterprise gateway address that moved hosts keep
+    /// sending to (across-subnet mode).
+    pub answer_arp_for: Vec<IpAddr>,
 }
 
 impl Default for PortSection {
@@ -208,6 +212,7 @@ impl Default for PortSection {
             gateway: None,
             neighbors: Vec::new(),
             iid: 0,
+            answer_arp_for: Vec::new(),
         }
     }
 }

@@ -380,6 +380,24 @@ fn check_ports(c: &mut Checker, cfg: &Config, role: Option<Role>) {
                 );
             }
         }
+        for (j, a) in p.answer_arp_for.iter().enumerate() {
+            let field = format!("ports[{i}].answer_arp_for[{j}]");
+            if p.role != Some(PortRole::Eid) {
+                c.bad(
+                    field,
+                    Some(a.to_string()),
+                    "only eid ports answer ARP for other addresses",
+                );
+            } else if a.is_multicast() || a.is_unspecified() || a.is_loopback() {
+                c.bad(field, Some(a.to_string()), "expected a unicast address");
+            } else if p.addresses.iter().any(|n| n.addr() == *a) {
+                c.bad(
+                    field,
+                    Some(a.to_string()),
+                    "this is the port's own address (answered anyway)",
+                );
+            }
+        }
         let mut seen_neighbors = HashSet::new();
         for (j, n) in p.neighbors.iter().enumerate() {
             let nat = format!("ports[{i}].neighbors[{j}]");

@@ -134,10 +134,12 @@ impl ControlPlane {
                     },
                     // In path (the site's gateway): answer for everything not local.
                     proxy_all: eid && role == Role::Xtr,
-                    answer_for: match (eid, role, p.gateway) {
-                        (true, Role::Xtr, Some(g)) => vec![g],
-                        _ => Vec::new(),
-                    },
+                    answer_for: cfg
+                        .ports
+                        .iter()
+                        .find(|c| c.name == p.name)
+                        .map(|c| c.answer_arp_for.clone())
+                        .unwrap_or_default(),
                     proxy: eid,
                 }
             })

@@ -44,6 +44,9 @@ pub struct PortPlan {
     pub gateway: Option<IpAddr>,
     /// Instance-ID of the EIDs behind this port (EID ports).
     pub iid: u32,
+    /// Dynamic-EID ranges detected on this port: their hosts are on-link here, whatever the
+    /// port's own subnets (a moved host keeps its address).
+    pub dynamic_eids: Vec<IpNet>,
 }
 
 /// Which LISP functions the appliance performs.
@@ -101,7 +104,9 @@ impl Plan {
     }
 
     fn on_link(&self, port: usize, ip: IpAddr) -> bool {
-        self.ports[port].addresses.iter().any(|n| n.contains(&ip))
+        let p = &self.ports[port];
+        p.addresses.iter().any(|n| n.contains(&ip))
+            || p.dynamic_eids.iter().any(|n| n.contains(&ip))
     }
 }
 
