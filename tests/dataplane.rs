@@ -1108,3 +1108,56 @@ fn outer_headers_per_rloc_survive_collisions_and_neighbour_changes() {
     check(&r.tx(RLOC), new_gw);
     assert_eq!(r.p.counts().get(Reason::Encap), 128);
 }
+
+#[test]
+fn a_flood_of_map_requests_or_arp_cannot_crowd_out_registrations() {
+    let mut r = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
+    let me = Ipv4Addr::new(10, 1, 1, 5);
+    let src = Ipv4Addr::new(10, 1, 1, 10);
+    let control = |first: u8| {
+        let mut f = eth(
+            EID_MAC,
+            HOST_MAC,
+            0x0800,
+            &ipv4_udp(src, me, 4342, 4342, 64, 0, false, 20),
+        );
+        f[14 + 20 + 8] = first;
+        f
+    };
+    let arp = eth([0xff; 6], HOST_MAC, 0x0806, &[0u8; 28]);
+    let mut punted = |r: &mut Rig, frames: &[Vec<u8>], now: u64| {
+        r.run(EID, frames, now);
+        let n = r.out.punts.len();
+        r.out.punts.clear();
+        n
+    };
+    // Map-Requests (type 1) and ECMs (type 8): 10 000 a second, then dropped and counted.
+    let requests: Vec<Vec<u8>> = (0..32)
+        .map(|i| control(if i % 2 == 0 { 0x10 } else { 0x80 }))
+        .collect();
+    let mut sent = 0;
+    for _ in 0..400 {
+        sent += punted(&mut r, &requests, 5);
+    }
+    assert_eq!(sent, pxtr::dataplane::MAP_REQUEST_PUNTS_PER_SEC as usize);
+    assert_eq!(
+        r.p.counts().get(Reason::DropPuntRateLimited),
+        400 * 32 - sent as u64
+    );
+    // Registrations, notifies and replies still go up, and so does ARP (its own budget).
+    let others: Vec<Vec<u8>> = [0x30, 0x40, 0x50, 0x20]
+        .iter()
+        .map(|t| control(*t))
+        .collect();
+    assert_eq!(punted(&mut r, &others, 6), 4);
+    assert_eq!(punted(&mut r, &[arp.clone()], 6), 1);
+    // The next second, requests go up again.
+    assert_eq!(punted(&mut r, &requests[..2], 1005), 2);
+    // ARP has the same kind of budget.
+    let arps = vec![arp; 32];
+    let mut sent = 0;
+    for _ in 0..400 {
+        sent += punted(&mut r, &arps, 2000);
+    }
+    assert_eq!(sent, pxtr::dataplane::ARP_ND_PUNTS_PER_SEC as usize);
+}

@@ -120,6 +120,9 @@ reasons! {
     /// The punt ring to the control core was full (such frames are not counted under their
     /// `punt_*` reason).
     DropPuntRingFull = "drop_punt_ring_full",
+    /// Map-Requests / ECMs and ARP / ND frames not punted: over this worker's budget per
+    /// second for their kind (a flood of them cannot crowd out registrations and replies).
+    DropPuntRateLimited = "drop_punt_rate_limited",
     /// The TX queue did not take the packet.
     DropTxFull = "drop_tx_full",
     /// LISP data to us while the role has no ETR/PETR function.

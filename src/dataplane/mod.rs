@@ -18,4 +18,7 @@ pub mod pipeline;
 
 pub use buf::{HeapBuf, PacketBuf};
 pub use counters::{Counts, Reason, WorkerCounters, WorkerSnapshot};
-pub use pipeline::{Event, Functions, Outputs, Pipeline, Plan, PortPlan, Punt, MAX_OUT};
+pub use pipeline::{
+    Event, Functions, Outputs, Pipeline, Plan, PortPlan, Punt, ARP_ND_PUNTS_PER_SEC,
+    MAP_REQUEST_PUNTS_PER_SEC, MAX_OUT,
+};

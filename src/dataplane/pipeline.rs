@@ -303,6 +303,53 @@ struct Limiter {
 
 const LIMITER_SLOTS: usize = 4096;
 
+/// Map-Requests and ECMs (LISP control types 1 and 8) a worker punts per second, at most.
+pub const MAP_REQUEST_PUNTS_PER_SEC: u32 = 10_000;
+/// ARP and ND frames a worker punts per second, at most.
+pub const ARP_ND_PUNTS_PER_SEC: u32 = 10_000;
+
+/// Per-worker budgets of the punts a flood can come as: Map-Requests (anyone can send them)
+/// and ARP/ND. Registrations, notifies and replies are not limited here, so a flood of
+/// requests cannot crowd them out of the punt ring.
+#[derive(Default)]
+struct PuntBudget {
+    window_start: [u64; 2],
+    in_window: [u32; 2],
+}
+
+impl PuntBudget {
+    fn allow(&mut self, r: Reason, frame: &[u8], now_ms: u64) -> bool {
+        let (k, max) = match r {
+            Reason::PuntArp | Reason::PuntNd => (1, ARP_ND_PUNTS_PER_SEC),
+            Reason::PuntLispControl if matches!(lisp_control_type(frame), Some(1 | 8)) => {
+                (0, MAP_REQUEST_PUNTS_PER_SEC)
+            }
+            _ => return true,
+        };
+        if now_ms.saturating_sub(self.window_start[k]) >= 1000 {
+            self.window_start[k] = now_ms;
+            self.in_window[k] = 0;
+        }
+        if self.in_window[k] >= max {
+            return false;
+        }
+        self.in_window[k] += 1;
+        true
+    }
+}
+
+/// The LISP control message type (first 4 bits of the UDP payload) of a frame classify
+/// punted as LISP control; `None` when the frame is too short.
+fn lisp_control_type(frame: &[u8]) -> Option<u8> {
+    let ip = frame.get(ETH_LEN..)?;
+    let l4 = match ip.first()? >> 4 {
+        4 => usize::from(ip[0] & 0x0f) * 4,
+        6 => 40,
+        _ => return None,
+    };
+    Some(ip.get(l4 + 8)? >> 4)
+}
+
 impl Limiter {
     fn new(interval_ms: u64, per_sec: u32) -> Self {
         Limiter {
@@ -373,6 +420,7 @@ struct State<B> {
     fast: Arc<Fast>,
     ipv4_id: u16,
     limiter: Limiter,
+    budget: PuntBudget,
     hold: Vec<Held<B>>,
     next_hold_check: u64,
     counts: Counts,
@@ -440,6 +488,7 @@ impl<B: PacketBuf> Pipeline<B> {
         Pipeline {
             st: State {
                 limiter: Limiter::new(plan.miss_interval_ms, plan.miss_reports_per_sec),
+                budget: PuntBudget::default(),
                 hold: Vec::with_capacity(plan.hold_capacity),
                 ipv4_id: 0,
                 next_hold_check: 0,
@@ -549,7 +598,11 @@ impl<B: PacketBuf> Pipeline<B> {
                     }
                 }
                 Class::Punt(r) => {
-                    punt(out, r, pkt, &mut self.st.counts);
+                    if self.st.budget.allow(r, pkt.data(), now_ms) {
+                        punt(out, r, pkt, &mut self.st.counts);
+                    } else {
+                        self.st.counts.inc(Reason::DropPuntRateLimited);
+                    }
                 }
                 Class::Drop(r) => self.st.counts.inc(r),
             }
