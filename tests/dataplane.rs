@@ -1125,7 +1125,7 @@ fn a_flood_of_map_requests_or_arp_cannot_crowd_out_registrations() {
         f
     };
     let arp = eth([0xff; 6], HOST_MAC, 0x0806, &[0u8; 28]);
-    let mut punted = |r: &mut Rig, frames: &[Vec<u8>], now: u64| {
+    let punted = |r: &mut Rig, frames: &[Vec<u8>], now: u64| {
         r.run(EID, frames, now);
         let n = r.out.punts.len();
         r.out.punts.clear();
@@ -1150,7 +1150,7 @@ fn a_flood_of_map_requests_or_arp_cannot_crowd_out_registrations() {
         .map(|t| control(*t))
         .collect();
     assert_eq!(punted(&mut r, &others, 6), 4);
-    assert_eq!(punted(&mut r, &[arp.clone()], 6), 1);
+    assert_eq!(punted(&mut r, std::slice::from_ref(&arp), 6), 1);
     // The next second, requests go up again.
     assert_eq!(punted(&mut r, &requests[..2], 1005), 2);
     // ARP has the same kind of budget.
