@@ -250,7 +250,7 @@ fn main() {
     let worker = Worker {
         lcore: 1,
         in_port: 0,
-        rx: rx_port.take_rx_queue(0).expect("rx"),
+        rxs: vec![rx_port.take_rx_queue(0).expect("rx")],
         txs: vec![tx_in, tx_out],
         pipeline: Pipeline::new(
             Arc::new(plan),
