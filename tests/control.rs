@@ -44,6 +44,7 @@ fn port(name: &str, role: PortRole, mac: [u8; 6], addr: &str, gateway: Option<&s
         gateway: gateway.map(ip),
         iid: 0,
         dynamic_eids: Vec::new(),
+        extended: Vec::new(),
     }
 }
 
@@ -73,6 +74,7 @@ fn servers() -> DynamicEid {
         iid: 0,
         prefix: Some(net("10.1.1.0/24")),
         port: "eid0".into(),
+        mode: Default::default(),
     }
 }
 

@@ -49,6 +49,7 @@ fn plan(rloc: Ipv4Addr, eid_net: &str, miss: MissPolicy) -> Plan {
                 gateway: None,
                 iid: IID,
                 dynamic_eids: Vec::new(),
+                extended: Vec::new(),
             },
             PortPlan {
                 name: "rloc0".into(),
@@ -63,6 +64,7 @@ fn plan(rloc: Ipv4Addr, eid_net: &str, miss: MissPolicy) -> Plan {
                 gateway: Some(IpAddr::V4(GW)),
                 iid: 0,
                 dynamic_eids: Vec::new(),
+                extended: Vec::new(),
             },
         ],
         rlocs: vec![IpAddr::V4(rloc), "2001:db8:f::1".parse().unwrap()],
@@ -1160,4 +1162,52 @@ fn a_flood_of_map_requests_or_arp_cannot_crowd_out_registrations() {
         sent += punted(&mut r, &arps, 2000);
     }
     assert_eq!(sent, pxtr::dataplane::ARP_ND_PUNTS_PER_SEC as usize);
+}
+
+#[test]
+fn sources_in_extended_subnet_ranges_are_reported_every_ten_seconds() {
+    let mut p = plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop);
+    p.ports[EID].extended = vec![net("10.1.1.0/25")];
+    let mut r = rig(p);
+    r.map("10.2.0.0/16", &[peer(PEER_RLOC)]);
+    let seen = |r: &mut Rig| -> Vec<Event> {
+        r.out
+            .events
+            .drain(..)
+            .filter(|e| matches!(e, Event::SourceSeen { .. }))
+            .collect()
+    };
+    let want = vec![Event::SourceSeen {
+        port: EID,
+        ip: IpAddr::V4(Ipv4Addr::new(10, 1, 1, 10)),
+        mac: HOST_MAC,
+    }];
+    r.run(
+        EID,
+        &[
+            host_frame(Ipv4Addr::new(10, 2, 0, 5), 1),
+            host_frame(Ipv4Addr::new(10, 2, 0, 6), 2),
+        ],
+        0,
+    );
+    assert_eq!(seen(&mut r), want, "once per source");
+    assert_eq!(r.tx(RLOC).len(), 2, "and forwarded as usual");
+    r.run(EID, &[host_frame(Ipv4Addr::new(10, 2, 0, 5), 3)], 9_999);
+    assert!(seen(&mut r).is_empty());
+    r.run(EID, &[host_frame(Ipv4Addr::new(10, 2, 0, 5), 4)], 10_000);
+    assert_eq!(seen(&mut r), want);
+    assert_eq!(r.p.counts().get(Reason::SourceReported), 2);
+    // A source outside the extended range is not reported.
+    let mut other = host_frame(Ipv4Addr::new(10, 2, 0, 5), 5);
+    other[14 + 15] = 200; // 10.1.1.200
+    let sum = common::packet::csum(&{
+        let mut h = other[14..34].to_vec();
+        h[10] = 0;
+        h[11] = 0;
+        h
+    });
+    other[24..26].copy_from_slice(&sum.to_be_bytes());
+    r.run(EID, &[other], 20_000);
+    assert!(seen(&mut r).is_empty());
+    assert_eq!(r.tx(RLOC).len(), 3, "forwarded");
 }

@@ -41,6 +41,7 @@ fn port_plan(name: &str, role: PortRole, port: &Port, addr: &str, gw: Option<&st
         gateway: gw.map(|g| g.parse().unwrap()),
         iid: if role == PortRole::Eid { IID } else { 0 },
         dynamic_eids: Vec::new(),
+        extended: Vec::new(),
     }
 }
 

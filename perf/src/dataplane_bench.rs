@@ -140,6 +140,7 @@ fn main() {
         gateway: None,
         iid: 0,
         dynamic_eids: Vec::new(),
+        extended: Vec::new(),
     };
     let rloc_plan = |dpdk_port, mac| PortPlan {
         name: "rloc0".into(),
@@ -153,6 +154,7 @@ fn main() {
         gateway: Some("192.0.2.254".parse().unwrap()),
         iid: 0,
         dynamic_eids: Vec::new(),
+        extended: Vec::new(),
     };
     // Plan order: the receiving port first.
     let (ports, in_role) = if decap {

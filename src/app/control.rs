@@ -153,6 +153,10 @@ impl Control {
                         tracing::debug!(iid, %eid, "map-cache miss");
                         self.plane.on_miss(iid, eid, now_ms, &mut self.outbox);
                     }
+                    Event::SourceSeen { port, ip, mac } => {
+                        self.plane
+                            .on_source_seen(port, ip, mac, now_ms, &mut self.outbox);
+                    }
                     Event::NeighborMiss { port, ip } => {
                         self.stats.neighbor_misses += 1;
                         tracing::debug!(port = %self.plan.ports.get(port).map_or("?", |p| p.name.as_str()), %ip, "next hop without a MAC");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::queue::ArrayQueue;
 
-use crate::config::{Config, PortRole, Role, StaticAction};
+use crate::config::{Config, MobilityMode, PortRole, Role, StaticAction};
 use crate::dataplane::{Functions, Pipeline, Plan, PortPlan, Reason, WorkerCounters};
 use crate::dpdk::{
     self, mbuf_ring, DpdkError, Eal, LcoreJoin, Mempool, MempoolConfig, Port, PortConfig, StopFlag,
@@ -388,6 +388,13 @@ fn plan(cfg: &Config, ports: &[(String, Port)]) -> Plan {
                     .dynamic_eids
                     .iter()
                     .filter(|d| d.port == p.name)
+                    .filter_map(|d| d.prefix)
+                    .collect(),
+                extended: cfg
+                    .lisp
+                    .dynamic_eids
+                    .iter()
+                    .filter(|d| d.port == p.name && d.mode == MobilityMode::ExtendedSubnet)
                     .filter_map(|d| d.prefix)
                     .collect(),
             })

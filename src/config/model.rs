@@ -285,6 +285,23 @@ string_enum! {
 }
 
 string_enum! {
+    /// How the hosts of a dynamic-EID range move between sites.
+    #[derive(Default)]
+    MobilityMode {
+        /// To a site on another subnet, no LAN extension (cold moves: disaster recovery, cloud
+        /// bursting): hosts are detected from ARP/ND; remote ones are answered for with our MAC
+        /// (proxy-ARP); a host that leaves is announced with our MAC (gratuitous ARP).
+        #[default]
+        AcrossSubnet = "across-subnet",
+        /// Within a subnet stretched between sites by a LAN extension, the same gateway address
+        /// on both sides: ARP and ND stay between the hosts (no proxy-ARP); a host is detected
+        /// from the packets it routes through us (ARP crosses the extension, so it proves
+        /// nothing about where the host is); a host that leaves is withdrawn quietly.
+        ExtendedSubnet = "extended-subnet",
+    }
+}
+
+string_enum! {
     /// What happens to the first packets toward an EID not yet in the map-cache.
     MissPolicy {
         Drop = "drop",
@@ -456,6 +473,8 @@ pub struct DynamicEid {
     pub prefix: Option<IpNet>,
     /// The eid port on whose subnet hosts are detected (the server-mobility interface).
     pub port: String,
+    /// across-subnet (default) or extended-subnet.
+    pub mode: MobilityMode,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -84,6 +84,11 @@ pub struct HostPort {
     /// Answer for remote EIDs (proxy-ARP/ND): EID ports. RLOC ports only answer for our own
     /// addresses, learn neighbours and resolve next hops.
     pub proxy: bool,
+    /// Extended-subnet ranges (LAN extension between sites): hosts in them are detected from
+    /// the packets they route through us ([`Hosts::on_source_seen`]), never from ARP/ND
+    /// (which crosses the extension); nobody in them is answered for, and a host that leaves
+    /// is not announced with our MAC.
+    pub extended: Vec<(u32, IpNet)>,
 }
 
 /// Timers and bounds.
@@ -153,6 +158,10 @@ stats! {
     malformed,
     /// ICMPv6 with a bad checksum.
     bad_checksum,
+    /// Sources the data plane reported from extended-subnet ranges (host detection).
+    sources_seen,
+    /// Sources reported outside every extended-subnet range of their port (ignored).
+    sources_outside_ranges,
     /// ND not sent with hop limit 255 (RFC 4861: possibly from off-link).
     bad_hop_limit,
     /// Frames sent with our own MAC (looped back or spoofed): ignored.
@@ -284,7 +293,7 @@ struct Port {
 
 impl Port {
     fn new(mut cfg: HostPort) -> Self {
-        for (_, net) in &mut cfg.dynamic {
+        for (_, net) in cfg.dynamic.iter_mut().chain(cfg.extended.iter_mut()) {
             *net = net.trunc();
         }
         let link_local = cfg
@@ -310,6 +319,16 @@ impl Port {
     fn dynamic_iid(&self, ip: IpAddr) -> Option<u32> {
         self.cfg
             .dynamic
+            .iter()
+            .filter(|(_, n)| n.contains(&ip))
+            .max_by_key(|(_, n)| n.prefix_len())
+            .map(|(iid, _)| *iid)
+    }
+
+    /// The instance of the longest extended-subnet range holding `ip`.
+    fn extended_iid(&self, ip: IpAddr) -> Option<u32> {
+        self.cfg
+            .extended
             .iter()
             .filter(|(_, n)| n.contains(&ip))
             .max_by_key(|(_, n)| n.prefix_len())
@@ -921,6 +940,10 @@ impl Hosts {
         {
             return Decision::Local;
         }
+        if port.extended_iid(t).is_some() {
+            // The LAN extension carries ARP between the hosts of the subnet.
+            return Decision::NotOurs;
+        }
         let dynamic = port.dynamic_iid(t);
         if port.cfg.proxy && self.is_remote(port.iid_of(t), t) {
             return Decision::Remote;
@@ -1030,11 +1053,35 @@ impl Hosts {
             self.stats.address_conflicts += 1;
             return;
         }
-        let iid = port.dynamic_iid(ip);
-        if iid.is_none() && !port.in_subnet(ip) {
+        // In an extended-subnet range ARP/ND says nothing about where a host is: it keeps
+        // what the data plane made of it (on_source_seen).
+        let extended = port.extended_iid(ip);
+        let iid = match (port.dynamic_iid(ip), extended) {
+            (Some(i), _) => Some(i),
+            (None, Some(_)) => self.entries.get(&ip).and_then(|e| e.iid),
+            (None, None) => None,
+        };
+        if iid.is_none() && extended.is_none() && !port.in_subnet(ip) {
             self.stats.learn_off_link += 1;
             return;
         }
+        self.learn_as(pi, ip, mac, create, iid, now, out);
+    }
+
+    /// [`Hosts::learn`] with the instance decided: `Some` makes (or keeps) it a host of that
+    /// dynamic-EID instance.
+    #[allow(clippy::too_many_arguments)]
+    fn learn_as(
+        &mut self,
+        pi: usize,
+        ip: IpAddr,
+        mac: [u8; 6],
+        create: bool,
+        iid: Option<u32>,
+        now: u64,
+        out: &mut Outbox,
+    ) {
+        let port = &self.ports[pi];
         let index = port.cfg.index;
         let due = now.saturating_add(self.probe_after_ms);
         if let Some(e) = self.entries.get_mut(&ip) {
@@ -1104,6 +1151,33 @@ impl Hosts {
         }
     }
 
+    /// The data plane routed a packet from `ip` at `mac`, received on plan port `port`: in an
+    /// extended-subnet range of that port, the host is here (`HostUp` when new).
+    pub fn on_source_seen(
+        &mut self,
+        port: usize,
+        ip: IpAddr,
+        mac: [u8; 6],
+        now_ms: u64,
+        out: &mut Outbox,
+    ) {
+        let Some(pi) = self.port_pos(port) else {
+            self.stats.unknown_port += 1;
+            return;
+        };
+        let p = &self.ports[pi];
+        let Some(iid) = p.extended_iid(ip) else {
+            self.stats.sources_outside_ranges += 1;
+            return;
+        };
+        if !p.unicast(ip) || mac[0] & 1 == 1 {
+            self.stats.malformed += 1;
+            return;
+        }
+        self.stats.sources_seen += 1;
+        self.learn_as(pi, ip, mac, true, Some(iid), now_ms, out);
+    }
+
     /// A frame from `ip` at `mac` without a link-layer option: proof of life if it matches.
     fn confirm(&mut self, ip: IpAddr, mac: [u8; 6], now: u64) {
         let due = now.saturating_add(self.probe_after_ms);
@@ -1171,6 +1245,8 @@ impl Hosts {
         }
         for pi in 0..self.ports.len() {
             let port = &self.ports[pi];
+            // Only across-subnet ranges: over a LAN extension the host is still reachable at
+            // its own MAC.
             if !port
                 .cfg
                 .dynamic
@@ -1460,6 +1536,7 @@ mod tests {
                 proxy_all: false,
                 answer_for: vec![],
                 proxy: true,
+                extended: vec![],
             }],
             ..HostsConfig::default()
         }
@@ -1467,6 +1544,16 @@ mod tests {
 
     fn pxtr() -> Hosts {
         Hosts::new(pxtr_config())
+    }
+
+    /// A site on a stretched subnet (LAN extension): 10.1.0.0/25 in extended-subnet mode, the
+    /// shared gateway address 10.1.0.1 answered locally.
+    fn extended() -> Hosts {
+        let mut cfg = pxtr_config();
+        let p = &mut cfg.ports[0];
+        p.extended = std::mem::take(&mut p.dynamic);
+        p.answer_for = vec![ip("10.1.0.1")];
+        Hosts::new(cfg)
     }
 
     /// The cloud xTR: default gateway of the moved hosts, with the enterprise gateway
@@ -1482,6 +1569,7 @@ mod tests {
                 proxy_all: true,
                 answer_for: vec![ip("10.1.0.1"), ip("2001:db8:1::1")],
                 proxy: true,
+                extended: vec![],
             }],
             ..HostsConfig::default()
         })
@@ -3198,5 +3286,85 @@ mod tests {
             multicast_mac(v6("ff02::1:ff02:3")),
             [0x33, 0x33, 0xff, 0x02, 0, 3]
         );
+    }
+
+    #[test]
+    fn extended_subnet_hosts_come_from_routed_packets_not_from_arp() {
+        let mut h = extended();
+        let mut out = Outbox::default();
+        // ARP from a host of the range (maybe from the other site, over the extension): a
+        // neighbour, not a host of ours.
+        h.on_frame(P, &who_has(M1, "10.1.0.11", "10.1.0.1"), 100, &mut out);
+        assert!(!out.events.iter().any(|e| matches!(e, Event::HostUp { .. })));
+        assert_eq!(h.neighbor(ip("10.1.0.11")).unwrap().iid, None);
+        // The shared gateway address is answered here (localized gateway).
+        assert_eq!(one_arp(&mut out).spa, v4("10.1.0.1"));
+        // A packet it routed through us: a host of ours, once.
+        h.on_source_seen(P, ip("10.1.0.11"), M1, 200, &mut out);
+        assert_eq!(
+            out.events,
+            vec![Event::HostUp {
+                iid: 7,
+                ip: ip("10.1.0.11")
+            }]
+        );
+        out.clear();
+        h.on_source_seen(P, ip("10.1.0.11"), M1, 300, &mut out);
+        assert!(out.is_empty());
+        // Its ARP does not make it a mere neighbour again.
+        h.on_frame(P, &who_has(M1, "10.1.0.11", "10.1.0.99"), 400, &mut out);
+        assert!(!out
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::HostDown { .. })));
+        assert_eq!(h.neighbor(ip("10.1.0.11")).unwrap().iid, Some(7));
+        // Outside every extended range, or from a group MAC: ignored.
+        h.on_source_seen(P, ip("10.1.0.200"), M2, 500, &mut out);
+        h.on_source_seen(P, ip("10.1.0.12"), [0x01, 0, 0x5e, 0, 0, 1], 500, &mut out);
+        assert!(out.events.is_empty());
+        assert_eq!(h.stats.sources_outside_ranges, 1);
+    }
+
+    #[test]
+    fn extended_subnet_targets_are_never_proxied_and_moves_are_quiet() {
+        let mut h = extended();
+        let mut out = Outbox::default();
+        // Remote, or unknown: no answer, no resolution (the hosts answer across the extension).
+        h.on_event(
+            &Event::Remote {
+                iid: 7,
+                prefix: net("10.1.0.0/26"),
+            },
+            0,
+            &mut out,
+        );
+        out.clear();
+        h.on_frame(P, &who_has(M2, "10.1.0.22", "10.1.0.33"), 10, &mut out);
+        h.on_frame(P, &who_has(M2, "10.1.0.22", "10.1.0.100"), 10, &mut out);
+        assert!(frames(&mut out).is_empty());
+        assert!(!out
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Resolve { .. })));
+        // A host of ours registered at the other site: withdrawn here, no announcement of our
+        // MAC (it is still reachable at its own over the extension).
+        h.on_source_seen(P, ip("10.1.0.11"), M1, 20, &mut out);
+        out.clear();
+        h.on_event(
+            &Event::HostMovedAway {
+                iid: 7,
+                ip: ip("10.1.0.11"),
+            },
+            30,
+            &mut out,
+        );
+        assert!(frames(&mut out).is_empty());
+        assert!(h.hosts().all(|i| i.ip != ip("10.1.0.11")));
+        // Back, routing through us again: ours again.
+        h.on_source_seen(P, ip("10.1.0.11"), M1, 40, &mut out);
+        assert!(out.events.contains(&Event::HostUp {
+            iid: 7,
+            ip: ip("10.1.0.11")
+        }));
     }
 }

@@ -14,7 +14,7 @@ use super::hosts::{HostPort, Hosts, HostsConfig};
 use super::itr::{Itr, ItrConfig};
 use super::map_server::MapServer;
 use super::{algorithm, Event, Nonces, Outbox, Transmit};
-use crate::config::{Config, PortRole, Role};
+use crate::config::{Config, MobilityMode, PortRole, Role};
 use crate::dataplane::Plan;
 use crate::wire::control::{Ecm, Message, XtrId};
 
@@ -118,20 +118,20 @@ impl ControlPlane {
             .enumerate()
             .map(|(index, p)| {
                 let eid = p.role == PortRole::Eid;
+                let ranges = |mode: MobilityMode| -> Vec<(u32, IpNet)> {
+                    lisp.dynamic_eids
+                        .iter()
+                        .filter(|d| eid && d.port == p.name && d.mode == mode)
+                        .filter_map(|d| Some((d.iid, d.prefix?)))
+                        .collect()
+                };
                 HostPort {
                     index,
                     mac: p.mac,
                     iid: p.iid,
                     addresses: p.addresses.clone(),
-                    dynamic: if eid {
-                        lisp.dynamic_eids
-                            .iter()
-                            .filter(|d| d.port == p.name)
-                            .filter_map(|d| Some((d.iid, d.prefix?)))
-                            .collect()
-                    } else {
-                        Vec::new()
-                    },
+                    dynamic: ranges(MobilityMode::AcrossSubnet),
+                    extended: ranges(MobilityMode::ExtendedSubnet),
                     // In path (the site's gateway): answer for everything not local.
                     proxy_all: eid && role == Role::Xtr,
                     answer_for: cfg
@@ -285,6 +285,22 @@ impl ControlPlane {
     pub fn on_miss(&mut self, iid: u32, eid: IpAddr, now_ms: u64, out: &mut Outbox) {
         if let Some(itr) = &mut self.itr {
             itr.resolve(iid, eid, now_ms, out);
+        }
+        self.settle(now_ms, out);
+    }
+
+    /// The data plane routed a packet from `ip` at `mac` in an extended-subnet range of plan
+    /// port `port`.
+    pub fn on_source_seen(
+        &mut self,
+        port: usize,
+        ip: IpAddr,
+        mac: [u8; 6],
+        now_ms: u64,
+        out: &mut Outbox,
+    ) {
+        if let Some(h) = &mut self.hosts {
+            h.on_source_seen(port, ip, mac, now_ms, out);
         }
         self.settle(now_ms, out);
     }

@@ -81,6 +81,9 @@ reasons! {
     HeldReleased = "held_released",
     /// Reports to the control core lost because its event queue was full.
     EventsLost = "events_lost",
+    /// Sources of packets from an extended-subnet range reported to the control core (host
+    /// detection).
+    SourceReported = "source_reported",
     /// Frames not addressed to us (promiscuous port) or to a destination we do not serve.
     DropNotForUs = "drop_not_for_us",
     /// Frames too short or with inconsistent IP headers.

@@ -47,6 +47,9 @@ pub struct PortPlan {
     /// Dynamic-EID ranges detected on this port: their hosts are on-link here, whatever the
     /// port's own subnets (a moved host keeps its address).
     pub dynamic_eids: Vec<IpNet>,
+    /// The extended-subnet ones among them: the sources of packets forwarded from them are
+    /// reported to the control core ([`Event::SourceSeen`]), which detects hosts that way.
+    pub extended: Vec<IpNet>,
 }
 
 /// Which LISP functions the appliance performs.
@@ -255,6 +258,13 @@ pub enum Event {
     Miss { iid: u32, eid: IpAddr },
     /// No MAC for this next hop on this port (index in the plan): ARP / ND for it.
     NeighborMiss { port: usize, ip: IpAddr },
+    /// A packet from `ip` at `mac`, in an extended-subnet range of port `port`, was routed
+    /// through us: the host is here (reported at most every 10 s per source).
+    SourceSeen {
+        port: usize,
+        ip: IpAddr,
+        mac: [u8; 6],
+    },
 }
 
 /// What one call of [`Pipeline::process`] produced. The caller empties it after each call.
@@ -302,6 +312,50 @@ struct Limiter {
 }
 
 const LIMITER_SLOTS: usize = 4096;
+
+/// Sources of extended-subnet ranges recently reported (direct-mapped: a collision only
+/// reports a source again), and a per-second cap on the reports, so a host spoofing many
+/// sources cannot flood the control core.
+struct SourceReports {
+    slots: Box<[(u64, u64)]>,
+    window_start: u64,
+    in_window: u32,
+}
+
+const SOURCE_SLOTS: usize = 1024;
+/// A source is reported again after this long (the control core's proof of life).
+const SOURCE_REPORT_MS: u64 = 10_000;
+/// Most source reports per second per worker.
+const SOURCE_REPORTS_PER_SEC: u32 = 1_000;
+
+impl SourceReports {
+    fn new() -> Self {
+        SourceReports {
+            slots: vec![(u64::MAX, 0); SOURCE_SLOTS].into_boxed_slice(),
+            window_start: 0,
+            in_window: 0,
+        }
+    }
+
+    /// Whether `ip` is to be reported now (and records it).
+    fn due(&mut self, ip: IpAddr, now_ms: u64) -> bool {
+        let key = Limiter::key(2, 0, ip);
+        let slot = &mut self.slots[(key >> 54) as usize % SOURCE_SLOTS];
+        if slot.0 == key && now_ms.saturating_sub(slot.1) < SOURCE_REPORT_MS {
+            return false;
+        }
+        if now_ms.saturating_sub(self.window_start) >= 1000 {
+            self.window_start = now_ms;
+            self.in_window = 0;
+        }
+        if self.in_window >= SOURCE_REPORTS_PER_SEC {
+            return false;
+        }
+        self.in_window += 1;
+        *slot = (key, now_ms);
+        true
+    }
+}
 
 /// Map-Requests and ECMs (LISP control types 1 and 8) a worker punts per second, at most.
 pub const MAP_REQUEST_PUNTS_PER_SEC: u32 = 10_000;
@@ -421,6 +475,7 @@ struct State<B> {
     ipv4_id: u16,
     limiter: Limiter,
     budget: PuntBudget,
+    sources: SourceReports,
     hold: Vec<Held<B>>,
     next_hold_check: u64,
     counts: Counts,
@@ -489,6 +544,7 @@ impl<B: PacketBuf> Pipeline<B> {
             st: State {
                 limiter: Limiter::new(plan.miss_interval_ms, plan.miss_reports_per_sec),
                 budget: PuntBudget::default(),
+                sources: SourceReports::new(),
                 hold: Vec::with_capacity(plan.hold_capacity),
                 ipv4_id: 0,
                 next_hold_check: 0,
@@ -589,6 +645,11 @@ impl<B: PacketBuf> Pipeline<B> {
                     } else if infos[slot].ttl <= 1 {
                         punt(out, Reason::PuntTtlExpired, pkt, &mut self.st.counts);
                     } else {
+                        let extended = &plan.ports[in_port].extended;
+                        if !extended.is_empty() {
+                            self.st
+                                .source_seen(pkt.data(), in_port, extended, now_ms, out);
+                        }
                         fwd.push(pkt);
                     }
                 }
@@ -686,6 +747,42 @@ impl<B: PacketBuf> Pipeline<B> {
 }
 
 impl<B: PacketBuf> State<B> {
+    /// Reports the source of a packet to forward when it lies in one of the receiving port's
+    /// extended-subnet ranges (`frame` passed classify: its IP header is there).
+    fn source_seen(
+        &mut self,
+        frame: &[u8],
+        port: usize,
+        extended: &[IpNet],
+        now_ms: u64,
+        out: &mut Outputs<B>,
+    ) {
+        let src = match u16::from_be_bytes([frame[12], frame[13]]) {
+            ETHERTYPE_IPV4 => {
+                let b: [u8; 4] = frame[26..30].try_into().unwrap_or([0; 4]);
+                IpAddr::from(b)
+            }
+            _ => {
+                let b: [u8; 16] = frame[22..38].try_into().unwrap_or([0; 16]);
+                IpAddr::from(b)
+            }
+        };
+        if !extended.iter().any(|n| n.contains(&src)) || !self.sources.due(src, now_ms) {
+            return;
+        }
+        let mut mac = [0u8; 6];
+        mac.copy_from_slice(&frame[6..12]);
+        if out
+            .events
+            .try_push(Event::SourceSeen { port, ip: src, mac })
+            .is_ok()
+        {
+            self.counts.inc(Reason::SourceReported);
+        } else {
+            self.counts.inc(Reason::EventsLost);
+        }
+    }
+
     /// The per-packet context over this state, for one burst's snapshots.
     fn ctx<'a, 'b>(
         &'a mut self,
