@@ -21,7 +21,10 @@ const PXTR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const XTR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 const VM_A_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
 const VM_B_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
-const PXTR_RLOC: &str = "198.51.100.1";
+/// PxTR-1's RLOC differs from its RLOC port's address (a loopback-style RLOC): its
+/// Map-Server must answer from the address the ETRs register to.
+const PXTR_RLOC: &str = "198.51.100.9";
+const PXTR_PORT_ADDR: &str = "198.51.100.1";
 const XTR_RLOC: &str = "203.0.113.1";
 const KEY: &str = "hybrid-cloud-key";
 
@@ -221,23 +224,31 @@ fn exchange(
         if oa.transmits.is_empty() && ob.transmits.is_empty() {
             return (done_a, done_b);
         }
-        let (ra, rb) = (a.rlocs()[0], b.rlocs()[0]);
+        let (pa, pb) = (port_address(a), port_address(b));
         for t in std::mem::take(&mut oa.transmits) {
-            deliver(b, ra, &t, now, &mut ob);
+            deliver(b, pa, &t, now, &mut ob);
         }
         for t in std::mem::take(&mut ob.transmits) {
-            deliver(a, rb, &t, now, &mut oa);
+            deliver(a, pb, &t, now, &mut oa);
         }
     }
     panic!("the appliances kept talking");
 }
 
-/// Delivers `t`, sent by the appliance with RLOC `from` (its source when the message leaves
-/// it to the runtime to pick: the address of the port toward the destination, its RLOC here).
-fn deliver(to: &mut ControlPlane, from: IpAddr, t: &Transmit, now: u64, out: &mut Outbox) {
+/// The address of an appliance's RLOC port: the source the runtime gives a message that
+/// does not name one.
+fn port_address(cp: &ControlPlane) -> IpAddr {
+    if cp.rlocs()[0] == ip(PXTR_RLOC) {
+        ip(PXTR_PORT_ADDR)
+    } else {
+        cp.rlocs()[0]
+    }
+}
+
+/// Delivers `t`, sent by an appliance whose RLOC port has address `port_addr`.
+fn deliver(to: &mut ControlPlane, port_addr: IpAddr, t: &Transmit, now: u64, out: &mut Outbox) {
     assert!(to.is_ours(t.dst), "a message to {} left for nobody", t.dst);
-    let src = t.src.unwrap_or(from);
-    assert_eq!(src, from, "sent from its RLOC");
+    let src = t.src.unwrap_or(port_addr);
     to.on_udp(src, t.src_port, t.dst, &t.payload, now, out);
 }
 
@@ -350,6 +361,27 @@ fn enterprise_to_cloud_walk_proxy_arp_map_request_map_reply_then_a_move_back() {
     );
     assert!(arp_replies(&op).is_empty());
 
+    // An EID of the enterprise no one registered a host route for: our own ETR answers for
+    // the site prefix (through our Map-Server), and that is not cached as a mapping.
+    let mut op = Outbox::default();
+    p1.on_frame(
+        0,
+        &arp_request(VM_A_MAC, "10.1.1.10", "10.1.1.30"),
+        1_400,
+        &mut op,
+    );
+    assert!(
+        op.transmits.is_empty(),
+        "resolved inside PxTR-1: {:?}",
+        op.transmits
+    );
+    assert!(
+        maps(&op).is_empty(),
+        "a mapping to ourselves: {:?}",
+        maps(&op)
+    );
+    assert!(arp_replies(&op).is_empty());
+
     // Walk (c): VM-A moves to the cloud. xTR-1 sees it; the Map-Server tells PxTR-1 (the old
     // registrant of VM-A's host route), which withdraws it and announces it with its own MAC.
     let a = p1.etr.as_ref().unwrap();
@@ -399,8 +431,67 @@ fn enterprise_to_cloud_walk_proxy_arp_map_request_map_reply_then_a_move_back() {
         })
         .collect();
     assert_eq!(garps, vec![(PXTR_MAC, ip("10.1.1.10"))]);
-    assert!(!p1
-        .counters()
-        .iter()
-        .any(|(n, v)| *n == "control_local_loops" && *v > 0));
+
+    // PxTR-1 never cached a mapping to itself (its own ETR answered for the unregistered
+    // 10.1.1.30 above): traffic to VM-A now misses, and is resolved to xTR-1.
+    let mut op = Outbox::default();
+    p1.on_miss(0, ip("10.1.1.10"), 6_000, &mut op);
+    let (dp, _) = exchange(&mut p1, &mut x1, op, Outbox::default(), 6_000);
+    assert_eq!(maps(&dp), vec![(net("10.1.1.10/32"), vec![ip(XTR_RLOC)])]);
+    // VM-A's neighbours on the subnet ARP for it: PxTR-1 answers with its MAC.
+    let mut op = Outbox::default();
+    p1.on_frame(
+        0,
+        &arp_request([2, 0, 0, 0, 0, 0xc], "10.1.1.11", "10.1.1.10"),
+        6_100,
+        &mut op,
+    );
+    assert_eq!(
+        arp_replies(&op),
+        vec![(PXTR_MAC, ip("10.1.1.10"), ip("10.1.1.11"))]
+    );
+
+    // VM-A moves back: PxTR-1 sees it again, drops its host route to xTR-1 and registers it;
+    // the Map-Server tells xTR-1, which withdraws it.
+    let mut op = Outbox::default();
+    p1.on_frame(
+        0,
+        &arp_request(VM_A_MAC, "10.1.1.10", "10.1.1.1"),
+        7_000,
+        &mut op,
+    );
+    let (dp, _) = exchange(&mut p1, &mut x1, op, Outbox::default(), 7_000);
+    assert!(
+        dp.updates.contains(&Update::Unmap {
+            iid: 0,
+            prefix: net("10.1.1.10/32")
+        }),
+        "{:?}",
+        dp.updates
+    );
+    let reg = p1
+        .map_server
+        .as_ref()
+        .unwrap()
+        .registration(0, net("10.1.1.10/32"))
+        .unwrap();
+    assert_eq!(reg.registrant, ip(PXTR_RLOC));
+    assert!(
+        !x1.etr.as_ref().unwrap().is_local_host(0, ip("10.1.1.10")),
+        "withdrawn at xTR-1"
+    );
+    assert!(p1.etr.as_ref().unwrap().is_local_host(0, ip("10.1.1.10")));
+
+    for cp in [&p1, &x1] {
+        let c = cp.counters();
+        let names: std::collections::HashSet<_> = c.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names.len(), c.len(), "counter names are unique");
+        let get = |n: &str| c.iter().find(|(k, _)| *k == n).map_or(0, |(_, v)| *v);
+        assert_eq!(get("control_local_loops"), 0);
+        assert_eq!(
+            get("map_notifies_unknown_source"),
+            0,
+            "Map-Notifies from the registered-to address"
+        );
+    }
 }

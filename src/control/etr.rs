@@ -117,7 +117,7 @@ impl EtrStats {
             ("map_notifies_malformed", self.notifies_malformed),
             ("hosts_registered", self.hosts_registered),
             ("hosts_withdrawn", self.hosts_withdrawn),
-            ("hosts_moved_away", self.hosts_moved_away),
+            ("etr_hosts_withdrawn_moved_away", self.hosts_moved_away),
             ("hosts_refused_full", self.hosts_refused_full),
             ("hosts_outside_ranges", self.hosts_outside_ranges),
             ("etr_map_replies_sent", self.replies_sent),
@@ -355,10 +355,19 @@ impl Etr {
             return;
         };
         let target = self.cfg.map_servers[ms].clone();
-        if let Err(e) = auth::verify(msg, &target.key) {
-            self.stats.notifies_bad_auth += 1;
-            tracing::warn!(%src, %e, "Map-Notify failed authentication");
-            return;
+        match auth::verify(msg, &target.key) {
+            Ok(alg) if alg == target.algorithm => {}
+            Ok(alg) => {
+                // The right key under another algorithm than configured: a downgrade.
+                self.stats.notifies_bad_auth += 1;
+                tracing::warn!(%src, ?alg, configured = ?target.algorithm, "Map-Notify signed with another algorithm than the Map-Server's");
+                return;
+            }
+            Err(e) => {
+                self.stats.notifies_bad_auth += 1;
+                tracing::warn!(%src, %e, "Map-Notify failed authentication");
+                return;
+            }
         }
         let notify = match MapNotify::parse(msg) {
             Ok(n) if n.kind == NotifyKind::Notify => n,
@@ -772,6 +781,14 @@ mod tests {
             Algorithm::HmacSha1_96,
         );
         etr.on_map_notify(ip(MS1), &bad, 1, &mut out);
+        // The right key under another algorithm than the Map-Server's: ignored too.
+        let other_alg = notify(
+            nonce,
+            r1.registration.records.clone(),
+            b"one",
+            Algorithm::HmacSha256_128,
+        );
+        etr.on_map_notify(ip(MS1), &other_alg, 1, &mut out);
         let good = notify(
             nonce,
             r1.registration.records.clone(),
@@ -779,7 +796,7 @@ mod tests {
             Algorithm::HmacSha1_96,
         );
         etr.on_map_notify(ip(ITR), &good, 1, &mut out);
-        assert_eq!(etr.stats.notifies_bad_auth, 1);
+        assert_eq!(etr.stats.notifies_bad_auth, 2);
         assert_eq!(etr.stats.notifies_unknown_source, 1);
         assert!(etr.map_servers().all(|(_, s)| s.last_notify_ms.is_none()));
         etr.on_map_notify(ip(MS1), &good, 2, &mut out);

@@ -80,6 +80,8 @@ pub struct ItrStats {
     pub records_not_covering: u64,
     pub records_unusable: u64,
     pub records_ttl_zero: u64,
+    pub records_own_site: u64,
+    pub hosts_local_again: u64,
     pub expired: u64,
     pub refreshes: u64,
     pub smr_received: u64,
@@ -111,6 +113,11 @@ impl ItrStats {
             ("reply_records_not_covering", self.records_not_covering),
             ("reply_records_unusable", self.records_unusable),
             ("reply_records_ttl_zero", self.records_ttl_zero),
+            ("reply_records_own_site", self.records_own_site),
+            (
+                "remote_host_routes_dropped_local_again",
+                self.hosts_local_again,
+            ),
             ("mappings_expired", self.expired),
             ("mapping_refreshes", self.refreshes),
             ("smr_received", self.smr_received),
@@ -131,7 +138,11 @@ type Key = (u32, IpNet);
 
 #[derive(Debug, Clone)]
 struct Pending {
+    /// The latest request's nonce.
     nonce: u64,
+    /// Every nonce sent for it: a reply to an earlier try still counts (its round trip may
+    /// be longer than the retry interval).
+    sent: Vec<u64>,
     /// Map-Requests sent so far.
     attempts: u32,
     /// Index into the Map-Resolvers.
@@ -146,6 +157,9 @@ struct Pending {
 #[derive(Debug, Clone)]
 struct Installed {
     mapping: Mapping,
+    /// The record's R bit per locator: a locator its owner declared down stays down
+    /// whatever probing says.
+    r_bits: Vec<bool>,
     /// When it was installed (a refresh asks whether it was used since).
     installed_at: u64,
     /// When it runs out, and when to refresh it if it is in use.
@@ -262,6 +276,7 @@ impl Itr {
         }
         let mut p = Pending {
             nonce: 0,
+            sent: Vec::new(),
             attempts: 0,
             resolver: self.preferred % self.cfg.map_resolvers.len(),
             at_resolver: 0,
@@ -275,10 +290,8 @@ impl Itr {
 
     /// Sends (again) the Map-Request of `p` for `key` to its current resolver.
     fn send_request(&mut self, key: Key, p: &mut Pending, now_ms: u64, out: &mut Outbox) {
-        if p.nonce != 0 {
-            self.by_nonce.remove(&p.nonce);
-        }
         p.nonce = self.nonces.next();
+        p.sent.push(p.nonce);
         self.by_nonce.insert(p.nonce, key);
         p.attempts += 1;
         p.at_resolver += 1;
@@ -350,7 +363,7 @@ impl Itr {
             self.on_probe_reply(reply, now_ms, out);
             return;
         }
-        let Some(key) = self.by_nonce.remove(&reply.nonce) else {
+        let Some(key) = self.by_nonce.get(&reply.nonce).copied() else {
             self.stats.replies_unmatched += 1;
             tracing::debug!(
                 nonce = reply.nonce,
@@ -358,7 +371,11 @@ impl Itr {
             );
             return;
         };
-        self.pending.remove(&key);
+        if let Some(p) = self.pending.remove(&key) {
+            for n in p.sent {
+                self.by_nonce.remove(&n);
+            }
+        }
         self.stats.replies += 1;
         for rec in &reply.records {
             let Some((iid, prefix)) = eid_prefix(&rec.eid, rec.mask_len) else {
@@ -398,6 +415,19 @@ impl Itr {
             self.stats.records_unusable += 1;
             return;
         };
+        if !mapping.locators.is_empty()
+            && mapping
+                .locators
+                .iter()
+                .all(|l| self.cfg.rlocs.contains(&l.address))
+        {
+            // Our own site (our ETR answered): not something to encapsulate to. Caching it
+            // would send our own hosts' traffic to ourselves once they move away.
+            self.stats.records_own_site += 1;
+            self.uninstall(key, out);
+            return;
+        }
+        let r_bits: Vec<bool> = mapping.locators.iter().map(|l| l.reachable).collect();
         for l in &mut mapping.locators {
             l.reachable &= self.rloc_up(l.address);
         }
@@ -438,6 +468,7 @@ impl Itr {
             key,
             Installed {
                 mapping,
+                r_bits,
                 installed_at: now_ms,
                 expires_at,
                 refresh_at,
@@ -517,8 +548,10 @@ impl Itr {
                 continue;
             };
             match self.covering(iid, prefix.addr()) {
-                Some(key) => {
-                    if self.start(key, true, now_ms, out) {
+                Some(_) => {
+                    // The EID the SMR names, not the cached prefix covering it: a host that
+                    // moved out of a cached prefix has a host route of its own now.
+                    if self.start((iid, prefix), true, now_ms, out) {
                         self.stats.smr_invoked_sent += 1;
                         tracing::info!(%src, iid, %prefix, "SMR: asking the mapping system again");
                     }
@@ -537,6 +570,17 @@ impl Itr {
                 .contains_key(&(iid, net))
                 .then_some((iid, net))
         })
+    }
+
+    /// A host was detected here (`Event::HostUp`): a host route that sent it to another site
+    /// is stale (the host came back, and the SMR that should say so may be lost).
+    pub fn host_is_local(&mut self, iid: u32, ip: IpAddr, out: &mut Outbox) {
+        let key = (iid, IpNet::from(ip));
+        if self.installed.get(&key).is_some_and(|i| i.remote) {
+            self.stats.hosts_local_again += 1;
+            tracing::info!(iid, %ip, "host detected here: its host route to another site removed");
+            self.uninstall(key, out);
+        }
     }
 
     /// Marks `rloc` reachable or not from outside the ITR (an IPsec SA coming up or going
@@ -562,10 +606,12 @@ impl Itr {
             .collect();
         keys.sort();
         for key in keys {
-            let state: Vec<bool> = self.installed[&key]
+            let i = &self.installed[&key];
+            let state: Vec<bool> = i
                 .rlocs
                 .iter()
-                .map(|r| self.rloc_up(*r))
+                .zip(&i.r_bits)
+                .map(|(r, bit)| *bit && self.rloc_up(*r))
                 .collect();
             let Some(i) = self.installed.get_mut(&key) else {
                 continue;
@@ -687,7 +733,9 @@ impl Itr {
             return;
         }
         if p.attempts >= self.cfg.max_attempts {
-            self.by_nonce.remove(&p.nonce);
+            for n in &p.sent {
+                self.by_nonce.remove(n);
+            }
             self.stats.gave_up += 1;
             self.backoff.insert(key, now_ms + self.cfg.backoff_ms);
             if self.backoff.len() > self.cfg.max_pending {
@@ -1111,7 +1159,9 @@ mod tests {
             "SMR-invoked requests go to the mapping system"
         );
         assert!(req.smr_invoked && !req.smr);
-        assert_eq!(req.records[0].mask_len, 24);
+        // The EID the SMR named, not the cached /24 around it.
+        assert_eq!(req.records[0].mask_len, 32);
+        assert_eq!(req.records[0].eid, eid_address(0, ip("10.1.1.20")));
         assert_eq!(itr.stats.smr_not_cached, 1);
         // Its reply replaces the mapping: the host moved.
         itr.on_map_reply(
@@ -1201,5 +1251,92 @@ mod tests {
             [Update::Map { mapping, .. }] => assert!(mapping.locators[0].reachable),
             u => panic!("{u:?}"),
         }
+    }
+
+    #[test]
+    fn a_reply_to_an_earlier_try_still_counts() {
+        let mut itr = itr(0);
+        let mut out = Outbox::default();
+        itr.resolve(0, ip("10.1.1.20"), 0, &mut out);
+        let first = requests(&mut out)[0].1.nonce;
+        itr.on_timer(1_000, &mut never, &mut out);
+        let second = requests(&mut out)[0].1.nonce;
+        assert_ne!(first, second);
+        // The answer to the first try arrives after the second went out.
+        itr.on_map_reply(
+            &reply(first, 0, "10.1.1.0/24", &[PEER], 10),
+            1_100,
+            &mut out,
+        );
+        assert_eq!(out.updates.len(), 1);
+        assert_eq!(itr.pending(), 0);
+        // The second try's answer is stale now.
+        out.clear();
+        itr.on_map_reply(
+            &reply(second, 0, "10.1.1.0/24", &[PEER], 10),
+            1_200,
+            &mut out,
+        );
+        assert!(out.updates.is_empty());
+        assert_eq!(itr.stats.replies_unmatched, 1);
+    }
+
+    #[test]
+    fn a_locator_its_owner_declared_down_stays_down_when_probing_changes_others() {
+        let mut itr = itr(0);
+        let mut out = Outbox::default();
+        itr.resolve(0, ip("10.1.1.20"), 0, &mut out);
+        let nonce = requests(&mut out)[0].1.nonce;
+        let mut r = reply(nonce, 0, "10.1.1.0/24", &[PEER, "203.0.113.10"], 10);
+        r.records[0].locators[1].reachable = false;
+        itr.on_map_reply(&r, 0, &mut out);
+        out.clear();
+        // The other locator goes down and comes back: the declared-down one stays down.
+        itr.set_rloc_reachable(ip(PEER), false, &mut out);
+        itr.set_rloc_reachable(ip(PEER), true, &mut out);
+        match out.updates.last() {
+            Some(Update::Map { mapping, .. }) => {
+                let state: Vec<bool> = mapping.locators.iter().map(|l| l.reachable).collect();
+                assert_eq!(state, vec![true, false]);
+            }
+            u => panic!("{u:?}"),
+        }
+    }
+
+    #[test]
+    fn mappings_to_our_own_rlocs_are_not_cached() {
+        let mut itr = itr(0);
+        let mut out = Outbox::default();
+        itr.resolve(0, ip("10.1.1.30"), 0, &mut out);
+        let nonce = requests(&mut out)[0].1.nonce;
+        itr.on_map_reply(&reply(nonce, 0, "10.1.0.0/16", &[OURS], 1440), 0, &mut out);
+        assert!(out.updates.is_empty(), "{:?}", out.updates);
+        assert!(itr.installed(0, net("10.1.0.0/16")).is_none());
+        assert_eq!(itr.stats.records_own_site, 1);
+    }
+
+    #[test]
+    fn a_host_detected_here_drops_its_host_route_to_another_site() {
+        let mut itr = itr(0);
+        let mut out = Outbox::default();
+        for (eid, p) in [("10.1.1.20", "10.1.1.20/32"), ("10.1.2.1", "10.1.2.0/24")] {
+            itr.resolve(0, ip(eid), 0, &mut out);
+            let nonce = requests(&mut out)[0].1.nonce;
+            itr.on_map_reply(&reply(nonce, 0, p, &[PEER], 10), 0, &mut out);
+        }
+        out.clear();
+        itr.host_is_local(0, ip("10.1.1.20"), &mut out);
+        assert_eq!(
+            out.updates,
+            vec![Update::Unmap {
+                iid: 0,
+                prefix: net("10.1.1.20/32")
+            }]
+        );
+        // Only host routes: a covering prefix stays.
+        out.clear();
+        itr.host_is_local(0, ip("10.1.2.1"), &mut out);
+        assert!(out.updates.is_empty());
+        assert!(itr.installed(0, net("10.1.2.0/24")).is_some());
     }
 }

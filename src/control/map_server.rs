@@ -203,6 +203,9 @@ struct Registered {
     /// Source address and port of the last accepted Map-Register.
     registrant: IpAddr,
     registrant_port: u16,
+    /// Our address the Map-Register was sent to: what the registrant knows us by, so our
+    /// Map-Notifies to it come from there.
+    local: Option<IpAddr>,
     xtr_id: Option<XtrId>,
     /// The record as registered (EID, TTL, locators, map-version).
     record: MappingRecord,
@@ -220,6 +223,7 @@ struct Registered {
 #[derive(Debug, Clone)]
 struct PendingNotify {
     nonce: u64,
+    src: Option<IpAddr>,
     dst: IpAddr,
     site: usize,
     /// The registration it tells `dst` about.
@@ -264,6 +268,8 @@ pub struct MapServer {
     expiries: BTreeSet<(u64, u32, IpNet)>,
     pending: Vec<PendingNotify>,
     nonces: Nonces,
+    /// Our address the message being handled was sent to (see the `_at` entry points).
+    local: Option<IpAddr>,
     timeout_ms: u64,
     max_registrations: usize,
     max_pending: usize,
@@ -307,6 +313,7 @@ impl MapServer {
             expiries: BTreeSet::new(),
             pending: Vec::new(),
             nonces,
+            local: None,
             timeout_ms: u64::from(cfg.registration_timeout_s) * 1000,
             max_registrations: MAX_REGISTRATIONS,
             max_pending: MAX_PENDING_NOTIFIES,
@@ -328,6 +335,38 @@ impl MapServer {
     pub fn set_reply_families(&mut self, ipv4: bool, ipv6: bool) {
         self.reply_ipv4 = ipv4;
         self.reply_ipv6 = ipv6;
+    }
+
+    /// [`MapServer::on_map_register`] for a Map-Register sent to our address `local`: what
+    /// we send about it comes from there (an ETR accepts Map-Notifies only from the address it
+    /// registers to).
+    pub fn on_map_register_at(
+        &mut self,
+        local: IpAddr,
+        src: IpAddr,
+        src_port: u16,
+        msg: &[u8],
+        now_ms: u64,
+        out: &mut Outbox,
+    ) {
+        self.local = Some(local);
+        self.on_map_register(src, src_port, msg, now_ms, out);
+        self.local = None;
+    }
+
+    /// [`MapServer::on_map_request`] for a request sent to our address `local`: replies and
+    /// forwarded requests come from there.
+    pub fn on_map_request_at(
+        &mut self,
+        local: IpAddr,
+        ecm: &Ecm,
+        request: &MapRequest,
+        now_ms: u64,
+        out: &mut Outbox,
+    ) {
+        self.local = Some(local);
+        self.on_map_request(ecm, request, now_ms, out);
+        self.local = None;
     }
 
     /// A Map-Register from `src`:`src_port` (RFC 9301 section 8.2). Refused ones are counted
@@ -454,7 +493,8 @@ impl MapServer {
             match auth::emit_signed(&notify, alg, &self.sites[site].key) {
                 Ok(payload) => {
                     self.stats.notifies_sent += 1;
-                    out.transmits.push(control_transmit(src, payload));
+                    out.transmits
+                        .push(control_transmit(self.local, src, payload));
                 }
                 Err(e) => {
                     self.stats.emit_errors += 1;
@@ -471,6 +511,7 @@ impl MapServer {
                 site,
                 registrant: src,
                 registrant_port: src_port,
+                local: self.local,
                 xtr_id: r.xtr_id,
                 record: rec.clone(),
                 proxy_reply: reg.proxy_reply,
@@ -608,7 +649,7 @@ impl MapServer {
         };
         self.stats.move_notifies_sent += 1;
         out.transmits
-            .push(control_transmit(old.registrant, payload.clone()));
+            .push(control_transmit(old.local, old.registrant, payload.clone()));
         // A newer notify about the same prefix to the same ETR replaces an older one.
         self.pending
             .retain(|p| !(p.dst == old.registrant && p.iid == iid && p.prefix == prefix));
@@ -625,6 +666,7 @@ impl MapServer {
         }
         self.pending.push(PendingNotify {
             nonce,
+            src: old.local,
             dst: old.registrant,
             site: old.site,
             iid,
@@ -788,7 +830,7 @@ impl MapServer {
             p.next_ms = now_ms.saturating_add(NOTIFY_RETRANSMIT_MS);
             self.stats.notify_retransmits += 1;
             out.transmits
-                .push(control_transmit(p.dst, p.payload.clone()));
+                .push(control_transmit(p.src, p.dst, p.payload.clone()));
             i += 1;
         }
     }
@@ -946,7 +988,7 @@ impl MapServer {
     fn send(&mut self, dst: IpAddr, dst_port: u16, msg: &Message, out: &mut Outbox) {
         match msg.to_vec() {
             Ok(payload) => out.transmits.push(Transmit {
-                src: None,
+                src: self.local,
                 dst,
                 src_port: LISP_CONTROL_PORT,
                 dst_port,
@@ -960,10 +1002,11 @@ impl MapServer {
     }
 }
 
-/// A control message to `dst` port 4342 from port 4342.
-fn control_transmit(dst: IpAddr, payload: Vec<u8>) -> Transmit {
+/// A control message to `dst` port 4342 from port 4342 (from `src`, or the address of the
+/// port toward `dst`).
+fn control_transmit(src: Option<IpAddr>, dst: IpAddr, payload: Vec<u8>) -> Transmit {
     Transmit {
-        src: None,
+        src,
         dst,
         src_port: LISP_CONTROL_PORT,
         dst_port: LISP_CONTROL_PORT,
@@ -1561,6 +1604,36 @@ mod tests {
         assert_eq!(ms.stats.moves, 1);
         assert_eq!(out.transmits.len(), 1, "{out:?}");
         out.transmits[0].clone()
+    }
+
+    #[test]
+    fn notifies_leave_from_the_address_the_registrant_registered_to() {
+        let mut ms = two_sites();
+        let (ms1, ms2) = (ip("192.0.2.10"), ip("192.0.2.11"));
+        let mut o = opts(SHA1);
+        o.want_notify = true;
+        let msg = register_msg(vec![record(0, "10.1.1.5/32", &[ETR1])], o, "key-a");
+        let mut out = Outbox::default();
+        ms.on_map_register_at(ms1, ip(ETR1), 4342, &msg, 0, &mut out);
+        assert_eq!(out.transmits[0].src, Some(ms1), "the solicited Map-Notify");
+        // ETR2 registers the host through our other address: the move notify to ETR1 and
+        // its retransmission still come from the address ETR1 knows.
+        let msg = register_msg(vec![record(0, "10.1.1.5/32", &[ETR2])], opts(SHA1), "key-a");
+        let mut out = Outbox::default();
+        ms.on_map_register_at(ms2, ip(ETR2), 4342, &msg, 10, &mut out);
+        let to_etr1: Vec<_> = out.transmits.iter().filter(|t| t.dst == ip(ETR1)).collect();
+        assert_eq!(to_etr1.len(), 1);
+        assert_eq!(to_etr1[0].src, Some(ms1));
+        let mut out = Outbox::default();
+        ms.on_timer(10 + NOTIFY_RETRANSMIT_MS, &mut out);
+        assert_eq!(out.transmits.len(), 1);
+        assert_eq!(out.transmits[0].src, Some(ms1));
+        // Map-Requests: answered and forwarded from the address they were sent to.
+        let (ecm, req) = request(0, "10.1.1.5", &[ITR], 7);
+        let mut out = Outbox::default();
+        ms.on_map_request_at(ms2, &ecm, &req, 20, &mut out);
+        assert_eq!(out.transmits[0].src, Some(ms2));
+        assert_eq!(out.transmits[0].dst, ip(ETR2));
     }
 
     #[test]

@@ -106,10 +106,19 @@ impl ControlPlane {
                 nonces.split(),
             )
         });
-        let map_server = cfg
-            .map_server
-            .enabled
-            .then(|| MapServer::new(&cfg.map_server, nonces.split()));
+        // The Map-Server answers ITR-RLOCs of the families we can send from.
+        let has = |v4: bool| {
+            plan.rlocs.iter().any(|r| r.is_ipv4() == v4)
+                || plan
+                    .ports
+                    .iter()
+                    .any(|p| p.addresses.iter().any(|a| a.addr().is_ipv4() == v4))
+        };
+        let map_server = cfg.map_server.enabled.then(|| {
+            let mut ms = MapServer::new(&cfg.map_server, nonces.split());
+            ms.set_reply_families(has(true), has(false));
+            ms
+        });
         // Every port: EID ports detect hosts and proxy; RLOC ports resolve next hops and
         // answer for our addresses.
         let host_ports: Vec<HostPort> = plan
@@ -230,7 +239,7 @@ impl ControlPlane {
                 None => self.stats.unexpected += 1,
             },
             Message::MapRegister(_) => match &mut self.map_server {
-                Some(ms) => ms.on_map_register(src, src_port, payload, now_ms, out),
+                Some(ms) => ms.on_map_register_at(dst, src, src_port, payload, now_ms, out),
                 None => self.stats.not_served += 1,
             },
             Message::MapNotify(n) => match n.kind {
@@ -268,7 +277,7 @@ impl ControlPlane {
             return;
         }
         match &mut self.map_server {
-            Some(ms) => ms.on_map_request(ecm, &req, now_ms, out),
+            Some(ms) => ms.on_map_request_at(dst, ecm, &req, now_ms, out),
             None => self.stats.not_served += 1,
         }
     }
@@ -388,6 +397,9 @@ impl ControlPlane {
     fn route_event(&mut self, e: &Event, now_ms: u64, out: &mut Outbox) {
         match e {
             Event::HostUp { .. } | Event::HostDown { .. } => {
+                if let (Event::HostUp { iid, ip }, Some(itr)) = (e, &mut self.itr) {
+                    itr.host_is_local(*iid, *ip, out);
+                }
                 if let Some(etr) = &mut self.etr {
                     etr.on_event(e, now_ms, out);
                 }
