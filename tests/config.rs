@@ -790,3 +790,22 @@ fn answer_arp_for_only_on_eid_ports_and_only_unicast_addresses() {
         "{found:?}"
     );
 }
+
+#[test]
+fn the_pool_check_counts_the_rx_queues_net_tap_adds() {
+    // Two workers and the control core: three TX queues per port, so a net_tap port also
+    // has three RX queues (256 descriptors each) where net_null has one.
+    let held = |text: &str| -> u64 {
+        let found = issues(&text.replacen("mbufs = 8191", "mbufs = 1023", 1));
+        let msg = found
+            .iter()
+            .find(|i| i.path == "mempool.mbufs")
+            .map(|i| i.to_string())
+            .expect("the pool is too small either way");
+        let at = msg.find("can hold ").expect("the count") + "can hold ".len();
+        msg[at..].split(' ').next().unwrap().parse().unwrap()
+    };
+    let plain = held(LAB);
+    let tap = held(&LAB.replacen("net_null0,size=64", "net_tap0,iface=pxtr-t", 1));
+    assert_eq!(tap, plain + 2 * 256);
+}

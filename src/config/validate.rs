@@ -181,8 +181,13 @@ fn check_eal_and_mempool(c: &mut Checker, cfg: &Config) {
         .ports
         .iter()
         .map(|p| {
-            u64::from(p.rx_queues) * u64::from(p.rx_descriptors)
-                + tx_queues * u64::from(p.tx_descriptors)
+            // net_tap pairs its queues: as many RX queues as TX queues.
+            let rx = if p.device.starts_with("net_tap") {
+                u64::from(p.rx_queues).max(tx_queues)
+            } else {
+                u64::from(p.rx_queues)
+            };
+            rx * u64::from(p.rx_descriptors) + tx_queues * u64::from(p.tx_descriptors)
         })
         .sum::<u64>()
         + lcores * (u64::from(m.cache) + u64::from(cfg.dataplane.burst))
