@@ -285,14 +285,12 @@ impl Control {
     }
 
     /// The port a control message to `dst` leaves by and the next hop to resolve: a port
-    /// `dst` is on-link on, else the gateway of an RLOC port (then of an EID port) of the
+    /// `dst` is on-link on (as the data plane sees it), else the gateway of an RLOC port, else
+    /// that of an EID port (a Map-Server reached through the enterprise network) of the
     /// family.
     fn route(&self, dst: IpAddr) -> Option<(usize, IpAddr)> {
         let ports = &self.plan.ports;
-        if let Some(i) = ports
-            .iter()
-            .position(|p| p.addresses.iter().any(|n| n.contains(&dst)))
-        {
+        if let Some(i) = (0..ports.len()).find(|i| self.plan.on_link(*i, dst)) {
             return Some((i, dst));
         }
         [PortRole::Rloc, PortRole::Eid].iter().find_map(|role| {

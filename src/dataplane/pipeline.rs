@@ -106,7 +106,9 @@ impl Plan {
             .find(|p| self.rlocs.iter().any(|r| r.is_ipv6() == p.is_ipv6()))
     }
 
-    fn on_link(&self, port: usize, ip: IpAddr) -> bool {
+    /// Whether `ip` is on-link on port `port`: in one of its subnets or, on an EID port, in
+    /// one of its dynamic-EID ranges.
+    pub fn on_link(&self, port: usize, ip: IpAddr) -> bool {
         let p = &self.ports[port];
         p.addresses.iter().any(|n| n.contains(&ip))
             || p.dynamic_eids.iter().any(|n| n.contains(&ip))
