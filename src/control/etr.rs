@@ -10,11 +10,14 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::{eid_address, eid_prefix, ip_address, Event, Nonces, Outbox, Transmit};
+use super::{
+    control_transmit, eid_address, eid_prefix, ip_address, map_request, rloc_toward, Event, Nonces,
+    Outbox, Transmit,
+};
 use crate::wire::auth::{self, Algorithm};
 use crate::wire::control::{
-    Action, EidRecord, Locator, MapNotify, MapRegister, MapReply, MapRequest, MappingRecord,
-    Message, NotifyKind, Registration, XtrId,
+    Action, Locator, MapNotify, MapRegister, MapReply, MapRequest, MappingRecord, Message,
+    NotifyKind, Registration, XtrId,
 };
 use crate::wire::LISP_CONTROL_PORT;
 
@@ -263,13 +266,11 @@ impl Etr {
                 return;
             }
         };
-        out.transmits.push(Transmit {
-            src: self.rloc_of_family(target.address.is_ipv4()),
-            dst: target.address,
-            src_port: LISP_CONTROL_PORT,
-            dst_port: LISP_CONTROL_PORT,
+        out.transmits.push(control_transmit(
+            rloc_toward(&self.cfg.rlocs, target.address),
+            target.address,
             payload,
-        });
+        ));
         self.stats.registers_sent += 1;
         self.sent.insert(nonce, ms);
         self.sent_order.push_back(nonce);
@@ -278,10 +279,6 @@ impl Etr {
                 self.sent.remove(&old);
             }
         }
-    }
-
-    fn rloc_of_family(&self, v4: bool) -> Option<IpAddr> {
-        self.cfg.rlocs.iter().copied().find(|r| r.is_ipv4() == v4)
     }
 
     /// Periodic registration.
@@ -413,13 +410,11 @@ impl Etr {
         });
         match auth::emit_signed(&ack, target.algorithm, &target.key) {
             Ok(payload) => {
-                out.transmits.push(Transmit {
-                    src: self.rloc_of_family(src.is_ipv4()),
-                    dst: src,
-                    src_port: LISP_CONTROL_PORT,
-                    dst_port: LISP_CONTROL_PORT,
+                out.transmits.push(control_transmit(
+                    rloc_toward(&self.cfg.rlocs, src),
+                    src,
                     payload,
-                });
+                ));
                 self.stats.notify_acks_sent += 1;
             }
             Err(e) => tracing::error!(%src, %e, "Map-Notify-Ack not emitted"),
@@ -456,7 +451,7 @@ impl Etr {
             .itr_rlocs
             .iter()
             .filter_map(|a| a.ip())
-            .find(|a| self.rloc_of_family(a.is_ipv4()).is_some())
+            .find(|a| rloc_toward(&self.cfg.rlocs, *a).is_some())
         else {
             self.stats.requests_no_itr_rloc += 1;
             return;
@@ -503,7 +498,7 @@ impl Etr {
             return;
         };
         out.transmits.push(Transmit {
-            src: self.rloc_of_family(to.is_ipv4()),
+            src: rloc_toward(&self.cfg.rlocs, to),
             dst: to,
             src_port: LISP_CONTROL_PORT,
             dst_port: reply_port,
@@ -539,26 +534,22 @@ impl Etr {
             }
         }
         for t in targets {
-            let mut smr = MapRequest::new(
+            let mut smr = map_request(
                 self.nonces.next(),
                 eid_address(iid, prefix.addr()),
-                self.cfg.rlocs.iter().map(|r| ip_address(*r)).collect(),
-                vec![EidRecord {
-                    mask_len: prefix.prefix_len(),
-                    eid: eid_address(iid, prefix.addr()),
-                }],
+                &self.cfg.rlocs,
+                iid,
+                prefix,
             );
             smr.smr = true;
             let Ok(payload) = Message::MapRequest(smr).to_vec() else {
                 continue;
             };
-            out.transmits.push(Transmit {
-                src: self.rloc_of_family(t.is_ipv4()),
-                dst: t,
-                src_port: LISP_CONTROL_PORT,
-                dst_port: LISP_CONTROL_PORT,
+            out.transmits.push(control_transmit(
+                rloc_toward(&self.cfg.rlocs, t),
+                t,
                 payload,
-            });
+            ));
             self.stats.smrs_sent += 1;
         }
     }
@@ -567,6 +558,7 @@ impl Etr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::control::EidRecord;
 
     const MS1: &str = "192.0.2.1";
     const MS2: &str = "192.0.2.2";

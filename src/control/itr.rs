@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::{eid_address, eid_prefix, ip_address, Event, Nonces, Outbox, Transmit, Update};
-use crate::mapcache::{Locator, Mapping, NegativeAction, MAX_LOCATORS};
-use crate::wire::control::{
-    Action, Ecm, EcmInner, EidRecord, MapReply, MapRequest, MappingRecord, Message,
+use super::{
+    control_transmit, eid_prefix, map_request, rloc_toward, Event, Nonces, Outbox, Update,
 };
+use crate::mapcache::{Locator, Mapping, NegativeAction, MAX_LOCATORS};
+use crate::wire::control::{Action, Ecm, EcmInner, MapReply, MapRequest, MappingRecord, Message};
 use crate::wire::{Address, LISP_CONTROL_PORT};
 
 /// Timers and limits of the ITR (defaults from RFC 9301 where it gives them).
@@ -298,25 +298,16 @@ impl Itr {
         p.next_at = now_ms + self.cfg.retry_ms;
         self.due.insert((p.next_at, Due::Pending(key.0, key.1)));
         let (iid, prefix) = key;
-        let mut req = MapRequest::new(
-            p.nonce,
-            Address::None,
-            self.cfg.rlocs.iter().map(|r| ip_address(*r)).collect(),
-            vec![EidRecord {
-                mask_len: prefix.prefix_len(),
-                eid: eid_address(iid, prefix.addr()),
-            }],
-        );
+        let mut req = map_request(p.nonce, Address::None, &self.cfg.rlocs, iid, prefix);
         req.pitr = self.cfg.pitr;
         req.smr_invoked = p.smr_invoked;
         let resolver = self.cfg.map_resolvers[p.resolver];
         // The inner header goes from our RLOC of the EID's family to the EID.
         let inner_src =
-            self.rloc_of_family(prefix.addr().is_ipv4())
-                .unwrap_or(match prefix.addr() {
-                    IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                    IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-                });
+            rloc_toward(&self.cfg.rlocs, prefix.addr()).unwrap_or(match prefix.addr() {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            });
         let Ok(message) = Message::MapRequest(req).to_vec() else {
             return;
         };
@@ -340,21 +331,15 @@ impl Itr {
         let Ok(payload) = Message::Ecm(ecm).to_vec() else {
             return;
         };
-        out.transmits.push(Transmit {
-            src: self.rloc_of_family(resolver.is_ipv4()),
-            dst: resolver,
-            src_port: LISP_CONTROL_PORT,
-            dst_port: LISP_CONTROL_PORT,
+        out.transmits.push(control_transmit(
+            rloc_toward(&self.cfg.rlocs, resolver),
+            resolver,
             payload,
-        });
+        ));
         self.stats.requests_sent += 1;
         if p.attempts > 1 {
             self.stats.retransmits += 1;
         }
-    }
-
-    fn rloc_of_family(&self, v4: bool) -> Option<IpAddr> {
-        self.cfg.rlocs.iter().copied().find(|r| r.is_ipv4() == v4)
     }
 
     /// A Map-Reply arrived (from an ETR, a Map-Server proxying, or an RLOC-probe reply).
@@ -670,26 +655,16 @@ impl Itr {
             }
         };
         let nonce = self.nonces.next();
-        let mut req = MapRequest::new(
-            nonce,
-            Address::None,
-            self.cfg.rlocs.iter().map(|r| ip_address(*r)).collect(),
-            vec![EidRecord {
-                mask_len: prefix.prefix_len(),
-                eid: eid_address(iid, prefix.addr()),
-            }],
-        );
+        let mut req = map_request(nonce, Address::None, &self.cfg.rlocs, iid, prefix);
         req.probe = true;
         let Ok(payload) = Message::MapRequest(req).to_vec() else {
             return;
         };
-        out.transmits.push(Transmit {
-            src: self.rloc_of_family(rloc.is_ipv4()),
-            dst: rloc,
-            src_port: LISP_CONTROL_PORT,
-            dst_port: LISP_CONTROL_PORT,
+        out.transmits.push(control_transmit(
+            rloc_toward(&self.cfg.rlocs, rloc),
+            rloc,
             payload,
-        });
+        ));
         self.stats.probes_sent += 1;
         let deadline = now_ms + self.cfg.probe_timeout_ms;
         if let Some(p) = self.probes.get_mut(&rloc) {
@@ -856,6 +831,8 @@ pub fn mapping_from_record(rec: &MappingRecord) -> Option<Mapping> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::{eid_address, ip_address};
+    use crate::wire::control::EidRecord;
     use crate::wire::control::Locator as WireLocator;
 
     const MR1: &str = "192.0.2.1";

@@ -27,7 +27,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use tracing::{debug, info, warn};
 
-use super::{algorithm, eid_address, eid_prefix, Nonces, Outbox, Transmit};
+use super::{algorithm, control_transmit, eid_address, eid_prefix, Nonces, Outbox, Transmit};
 use crate::config;
 use crate::wire::auth::{self, Algorithm};
 use crate::wire::control::{
@@ -1002,18 +1002,6 @@ impl MapServer {
     }
 }
 
-/// A control message to `dst` port 4342 from port 4342 (from `src`, or the address of the
-/// port toward `dst`).
-fn control_transmit(src: Option<IpAddr>, dst: IpAddr, payload: Vec<u8>) -> Transmit {
-    Transmit {
-        src,
-        dst,
-        src_port: LISP_CONTROL_PORT,
-        dst_port: LISP_CONTROL_PORT,
-        payload,
-    }
-}
-
 /// Whether `new` registers what `old` had from another ETR with other locators (a move): the
 /// registrants differ (by xTR-ID when both sent one, else by source address) and so do their
 /// locator sets. Two ETRs of a multihomed site register the same locators: not a move; an ETR
@@ -1072,7 +1060,7 @@ fn widest_free(eid: IpNet, min_len: u8, free: impl Fn(IpNet) -> bool) -> IpNet {
 
 #[cfg(test)]
 mod tests {
-    use std::net::{IpAddr, Ipv4Addr};
+    use std::net::IpAddr;
 
     use super::*;
     use crate::config::{KeyId, Site, SitePrefix};
@@ -2053,130 +2041,5 @@ mod tests {
         assert_eq!(get("registers_accepted"), 2);
         assert_eq!(get("moves"), 1);
         assert_eq!(get("move_notifies_sent"), 1);
-    }
-
-    /// The Ethernet frames of a classic pcap file.
-    fn pcap_frames(bytes: &[u8]) -> Vec<&[u8]> {
-        let le = match u32::from_le_bytes(bytes[0..4].try_into().unwrap()) {
-            0xa1b2_c3d4 | 0xa1b2_3c4d => true,
-            0xd4c3_b2a1 | 0x4d3c_b2a1 => false,
-            m => panic!("not a pcap file (magic {m:#x})"),
-        };
-        let u32_at = |o: usize| {
-            let a: [u8; 4] = bytes[o..o + 4].try_into().unwrap();
-            if le {
-                u32::from_le_bytes(a)
-            } else {
-                u32::from_be_bytes(a)
-            }
-        };
-        let mut frames = Vec::new();
-        let mut off = 24;
-        while off + 16 <= bytes.len() {
-            let len = u32_at(off + 8) as usize;
-            frames.push(&bytes[off + 16..off + 16 + len]);
-            off += 16 + len;
-        }
-        frames
-    }
-
-    /// (source address, UDP payload) of an Ethernet/IPv4/UDP frame to or from port 4342.
-    fn lisp_control(frame: &[u8]) -> Option<(IpAddr, &[u8])> {
-        let ip = &frame[14..];
-        if u16::from_be_bytes([frame[12], frame[13]]) != 0x0800 || ip[9] != 17 {
-            return None;
-        }
-        let ihl = usize::from(ip[0] & 0x0f) * 4;
-        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-        let udp = &ip[ihl..total];
-        let dport = u16::from_be_bytes([udp[2], udp[3]]);
-        let src = IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]));
-        (dport == LISP_CONTROL_PORT).then_some((src, &udp[8..]))
-    }
-
-    #[test]
-    fn open_overlay_router_map_registers_are_accepted() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/oor-1.3.0-ms-xtr.pcap"
-        );
-        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let frames = pcap_frames(&bytes);
-        let registers: Vec<(IpAddr, &[u8])> = frames
-            .iter()
-            .filter_map(|f| lisp_control(f))
-            .filter(|(_, p)| p[0] >> 4 == 3)
-            .collect();
-        assert_eq!(registers.len(), 6);
-        // The MS's own Map-Notifies in the capture, by nonce.
-        let oor_notifies: BTreeMap<u64, Vec<u8>> = frames
-            .iter()
-            .filter_map(|f| lisp_control(f))
-            .filter(|(_, p)| p[0] >> 4 == 4)
-            .map(|(_, p)| (notify_of_bytes(p).registration.nonce, p.to_vec()))
-            .collect();
-        assert_eq!(oor_notifies.len(), 6);
-
-        let sites = |key: &str| {
-            vec![
-                site(
-                    "xtr1",
-                    KeyId::HmacSha1_96,
-                    key,
-                    &[(0, "10.10.1.0/24", false)],
-                ),
-                site(
-                    "xtr2",
-                    KeyId::HmacSha1_96,
-                    key,
-                    &[(0, "10.10.2.0/24", false)],
-                ),
-            ]
-        };
-        let mut ms = server(180, sites("interop-key"));
-        for (i, (src, msg)) in registers.iter().enumerate() {
-            let mut out = Outbox::default();
-            ms.on_map_register(*src, 4342, msg, i as u64 * 1000, &mut out);
-            assert_eq!(
-                out.transmits.len(),
-                1,
-                "Map-Register {i}: OOR asks for a Map-Notify"
-            );
-            let ours = &out.transmits[0];
-            assert_eq!(ours.dst, *src);
-            assert_eq!(auth::verify(&ours.payload, b"interop-key"), Ok(SHA1));
-            // What OOR's Map-Server answered, record for record.
-            let n = notify_of(ours);
-            let theirs = notify_of_bytes(&oor_notifies[&n.registration.nonce]);
-            assert_eq!(n.registration.records, theirs.registration.records);
-            assert_eq!(n.registration.key_id, theirs.registration.key_id);
-            assert_eq!(
-                n.registration.algorithm_id,
-                theirs.registration.algorithm_id
-            );
-        }
-        assert_eq!(ms.stats.registers_accepted, 6);
-        let regs: Vec<_> = ms
-            .registrations()
-            .map(|v| (v.site, v.prefix, v.registrant))
-            .collect();
-        assert_eq!(
-            regs,
-            vec![
-                ("xtr1", net("10.10.1.0/24"), ip("10.255.11.2")),
-                ("xtr2", net("10.10.2.0/24"), ip("10.255.12.2")),
-            ]
-        );
-
-        let mut ms = server(180, sites("interop-kez"));
-        for (src, msg) in &registers {
-            ms.on_map_register(*src, 4342, msg, 0, &mut Outbox::default());
-        }
-        assert_eq!(ms.stats.registers_bad_auth, 6);
-        assert_eq!(ms.registration_count(), 0);
-    }
-
-    fn notify_of_bytes(p: &[u8]) -> MapNotify {
-        MapNotify::parse(p).unwrap()
     }
 }

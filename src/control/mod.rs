@@ -29,7 +29,8 @@ use ipnet::IpNet;
 use crate::config::KeyId;
 use crate::mapcache::Mapping;
 use crate::wire::auth::Algorithm;
-use crate::wire::Address;
+use crate::wire::control::{EidRecord, MapRequest};
+use crate::wire::{Address, LISP_CONTROL_PORT};
 
 /// A LISP control message to send over UDP. The runtime adds the IP and UDP headers (source:
 /// `src`, or the address of the port the destination is reached through) and the Ethernet
@@ -194,6 +195,43 @@ pub fn ip_address(ip: IpAddr) -> Address {
     match ip {
         IpAddr::V4(a) => Address::Ipv4(a),
         IpAddr::V6(a) => Address::Ipv6(a),
+    }
+}
+
+/// A Map-Request about one EID-prefix, `iid`/`prefix`, to be answered to `rlocs` (the
+/// ITR-RLOCs); no flag set.
+pub fn map_request(
+    nonce: u64,
+    source_eid: Address,
+    rlocs: &[IpAddr],
+    iid: u32,
+    prefix: IpNet,
+) -> MapRequest {
+    MapRequest::new(
+        nonce,
+        source_eid,
+        rlocs.iter().map(|r| ip_address(*r)).collect(),
+        vec![EidRecord {
+            mask_len: prefix.prefix_len(),
+            eid: eid_address(iid, prefix.addr()),
+        }],
+    )
+}
+
+/// The first of `rlocs` of the family of `dst` (the source of what we send it).
+pub fn rloc_toward(rlocs: &[IpAddr], dst: IpAddr) -> Option<IpAddr> {
+    rlocs.iter().copied().find(|r| r.is_ipv4() == dst.is_ipv4())
+}
+
+/// A control message from port 4342 to `dst` port 4342, from `src` (`None`: the address of
+/// the port toward `dst`).
+pub fn control_transmit(src: Option<IpAddr>, dst: IpAddr, payload: Vec<u8>) -> Transmit {
+    Transmit {
+        src,
+        dst,
+        src_port: LISP_CONTROL_PORT,
+        dst_port: LISP_CONTROL_PORT,
+        payload,
     }
 }
 
