@@ -1211,3 +1211,53 @@ fn sources_in_extended_subnet_ranges_are_reported_every_ten_seconds() {
     assert!(seen(&mut r).is_empty());
     assert_eq!(r.tx(RLOC).len(), 3, "forwarded");
 }
+
+#[test]
+fn locator_status_bits_are_reported_when_they_change() {
+    let inner = ipv4_udp(
+        Ipv4Addr::new(10, 1, 1, 10),
+        Ipv4Addr::new(10, 2, 0, 5),
+        5555,
+        80,
+        64,
+        0,
+        true,
+        20,
+    );
+    // The ITR's packet with the L bit and status bits `lsb` (8 of them, next to the IID).
+    let with_lsb = |lsb: u8| {
+        let mut f = encapsulated(&inner);
+        f[14 + 28] |= 0x40;
+        f[14 + 28 + 7] = lsb;
+        f
+    };
+    let mut etr = peer_etr([0x02, 0, 0, 0, 0xbb, 0xbb], |_| {});
+    let reported = |etr: &mut Rig| -> Vec<Event> {
+        etr.out
+            .events
+            .drain(..)
+            .filter(|e| matches!(e, Event::LocatorStatus { .. }))
+            .collect()
+    };
+    let want = |lsb: u32| {
+        vec![Event::LocatorStatus {
+            iid: IID,
+            eid: IpAddr::V4(Ipv4Addr::new(10, 1, 1, 10)),
+            lsb,
+            width: 8,
+        }]
+    };
+    etr.run(RLOC, &[with_lsb(0b11), with_lsb(0b11)], 0);
+    assert_eq!(reported(&mut etr), want(0b11), "once");
+    assert_eq!(etr.tx(EID).len(), 2, "and delivered");
+    etr.run(RLOC, &[with_lsb(0b11)], 5_000);
+    assert!(reported(&mut etr).is_empty());
+    etr.run(RLOC, &[with_lsb(0b01)], 5_001);
+    assert_eq!(reported(&mut etr), want(0b01), "a change");
+    etr.run(RLOC, &[with_lsb(0b01)], 15_001);
+    assert_eq!(reported(&mut etr), want(0b01), "again after 10 s");
+    // Without the L bit: nothing.
+    etr.run(RLOC, &[encapsulated(&inner)], 30_000);
+    assert!(reported(&mut etr).is_empty());
+    assert_eq!(etr.p.counts().get(Reason::LocatorStatusReported), 3);
+}

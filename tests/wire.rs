@@ -1020,6 +1020,7 @@ proptest! {
     /// bytes after, and it answers for the common case (IPv4 in IPv4, zero UDP checksum).
     #[test]
     fn fast_decap_agrees_with_decapsulate(inner_len in 20usize..120, iid in proptest::option::of(0u32..1 << 24),
+            lsb in proptest::option::of(any::<u32>()),
             tos in any::<u8>(), outer_tos in any::<u8>(), ttl in 2u8..=255, outer_ttl in 0u8..=255,
             flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..3)) {
         let mut inner = vec![0u8; inner_len];
@@ -1035,7 +1036,7 @@ proptest! {
         let params = EncapParams {
             outer: Outer::new("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap()).unwrap(),
             flow_hash: 7,
-            header: DataRepr { iid, ..DataRepr::default() },
+            header: DataRepr { iid, lsb: lsb.map(|l| if iid.is_some() { l & 0xff } else { l }), ..DataRepr::default() },
             ipv4_id: 1,
             ipv6_zero_checksum: true,
         };
@@ -1065,6 +1066,7 @@ proptest! {
                 prop_assert_eq!(f.inner_len, g.inner_len);
                 prop_assert_eq!(g.inner_version, 4);
                 prop_assert_eq!(f.iid, g.header.iid);
+                prop_assert_eq!(f.lsb, g.header.lsb);
                 prop_assert_eq!(&fast, &general);
             }
             None => {

@@ -153,6 +153,21 @@ impl Control {
                         tracing::debug!(iid, %eid, "map-cache miss");
                         self.plane.on_miss(iid, eid, now_ms, &mut self.outbox);
                     }
+                    Event::LocatorStatus {
+                        iid,
+                        eid,
+                        lsb,
+                        width,
+                    } => {
+                        self.plane.on_locator_status(
+                            iid,
+                            eid,
+                            lsb,
+                            width,
+                            now_ms,
+                            &mut self.outbox,
+                        );
+                    }
                     Event::SourceSeen { port, ip, mac } => {
                         self.plane
                             .on_source_seen(port, ip, mac, now_ms, &mut self.outbox);

@@ -81,6 +81,7 @@ pub struct ItrStats {
     pub records_unusable: u64,
     pub records_ttl_zero: u64,
     pub records_own_site: u64,
+    pub lsb_changes: u64,
     pub hosts_local_again: u64,
     pub expired: u64,
     pub refreshes: u64,
@@ -114,6 +115,7 @@ impl ItrStats {
             ("reply_records_unusable", self.records_unusable),
             ("reply_records_ttl_zero", self.records_ttl_zero),
             ("reply_records_own_site", self.records_own_site),
+            ("locator_status_changes", self.lsb_changes),
             (
                 "remote_host_routes_dropped_local_again",
                 self.hosts_local_again,
@@ -160,6 +162,10 @@ struct Installed {
     /// The record's R bit per locator: a locator its owner declared down stays down
     /// whatever probing says.
     r_bits: Vec<bool>,
+    /// Each locator's position in the record, and what the site's locator-status-bits last
+    /// said of it (up until they say otherwise).
+    positions: Vec<usize>,
+    lsb_bits: Vec<bool>,
     /// When it was installed (a refresh asks whether it was used since).
     installed_at: u64,
     /// When it runs out, and when to refresh it if it is in use.
@@ -396,7 +402,7 @@ impl Itr {
             self.uninstall(key, out);
             return;
         }
-        let Some(mut mapping) = mapping_from_record(rec) else {
+        let Some((mut mapping, positions)) = mapping_and_positions(rec) else {
             self.stats.records_unusable += 1;
             return;
         };
@@ -452,6 +458,8 @@ impl Itr {
         self.installed.insert(
             key,
             Installed {
+                lsb_bits: vec![true; positions.len()],
+                positions,
                 mapping,
                 r_bits,
                 installed_at: now_ms,
@@ -591,24 +599,60 @@ impl Itr {
             .collect();
         keys.sort();
         for key in keys {
-            let i = &self.installed[&key];
-            let state: Vec<bool> = i
-                .rlocs
-                .iter()
-                .zip(&i.r_bits)
-                .map(|(r, bit)| *bit && self.rloc_up(*r))
-                .collect();
-            let Some(i) = self.installed.get_mut(&key) else {
-                continue;
-            };
-            for (l, up) in i.mapping.locators.iter_mut().zip(state) {
-                l.reachable = up;
-            }
-            out.updates.push(Update::Map {
-                iid: key.0,
-                prefix: key.1,
-                mapping: i.mapping.clone(),
-            });
+            self.publish(key, out);
+        }
+    }
+
+    /// Installs the mapping of `key` again, each locator reachable when its record's R bit,
+    /// the site's locator-status-bits and our probes (or the IPsec SA) all say so.
+    fn publish(&mut self, key: Key, out: &mut Outbox) {
+        let Some(i) = self.installed.get(&key) else {
+            return;
+        };
+        let state: Vec<bool> = (0..i.rlocs.len())
+            .map(|j| i.r_bits[j] && i.lsb_bits[j] && self.rloc_up(i.rlocs[j]))
+            .collect();
+        let Some(i) = self.installed.get_mut(&key) else {
+            return;
+        };
+        for (l, up) in i.mapping.locators.iter_mut().zip(state) {
+            l.reachable = up;
+        }
+        out.updates.push(Update::Map {
+            iid: key.0,
+            prefix: key.1,
+            mapping: i.mapping.clone(),
+        });
+    }
+
+    /// LISP data from the site of `eid` carried locator-status-bits `lsb` (`width` of them: 8
+    /// with an instance-ID, else 32; RFC 9300 10): bit i is the site's i-th locator (in its
+    /// mapping record's order). The mapping covering `eid` is installed again when they change
+    /// what is reachable.
+    pub fn on_locator_status(
+        &mut self,
+        iid: u32,
+        eid: IpAddr,
+        lsb: u32,
+        width: u32,
+        out: &mut Outbox,
+    ) {
+        let Some(key) = self.covering(iid, eid) else {
+            return;
+        };
+        let Some(i) = self.installed.get_mut(&key) else {
+            return;
+        };
+        let bits: Vec<bool> = i
+            .positions
+            .iter()
+            .map(|p| u32::try_from(*p).map_or(true, |p| p >= width || lsb >> p & 1 == 1))
+            .collect();
+        if bits != i.lsb_bits {
+            i.lsb_bits = bits;
+            self.stats.lsb_changes += 1;
+            tracing::info!(iid, %eid, lsb = format!("{lsb:#x}"), "locator-status-bits changed");
+            self.publish(key, out);
         }
     }
 
@@ -790,23 +834,35 @@ impl Itr {
 /// [`MAX_LOCATORS`], the most preferred kept), R bit as reachability; a record without
 /// locators is negative with its action. `None` when it has locators but none usable.
 pub fn mapping_from_record(rec: &MappingRecord) -> Option<Mapping> {
-    let mut locs: Vec<Locator> = rec
+    mapping_and_positions(rec).map(|(m, _)| m)
+}
+
+/// [`mapping_from_record`], with each map-cache locator's position in the record (what
+/// locator-status-bits refer to).
+fn mapping_and_positions(rec: &MappingRecord) -> Option<(Mapping, Vec<usize>)> {
+    let mut locs: Vec<(usize, Locator)> = rec
         .locators
         .iter()
-        .filter_map(|l| {
-            Some(Locator {
-                address: l.address.ip()?,
-                priority: l.priority,
-                weight: l.weight,
-                reachable: l.reachable,
-            })
+        .enumerate()
+        .filter_map(|(i, l)| {
+            Some((
+                i,
+                Locator {
+                    address: l.address.ip()?,
+                    priority: l.priority,
+                    weight: l.weight,
+                    reachable: l.reachable,
+                },
+            ))
         })
         .collect();
     if locs.is_empty() && !rec.locators.is_empty() {
         return None;
     }
-    locs.sort_by_key(|l| l.priority);
+    locs.sort_by_key(|(_, l)| l.priority);
     locs.truncate(MAX_LOCATORS);
+    let positions: Vec<usize> = locs.iter().map(|(i, _)| *i).collect();
+    let locs: Vec<Locator> = locs.into_iter().map(|(_, l)| l).collect();
     let ttl = Some(Duration::from_secs(u64::from(rec.ttl) * 60));
     if locs.is_empty() {
         let action = match rec.action {
@@ -818,14 +874,17 @@ pub fn mapping_from_record(rec: &MappingRecord) -> Option<Mapping> {
             // An action this version does not know: ask again rather than guess.
             Action::Other(_) => NegativeAction::SendMapRequest,
         };
-        return Some(Mapping::negative(action, ttl));
+        return Some((Mapping::negative(action, ttl), positions));
     }
-    Some(Mapping {
-        locators: locs.into_iter().collect(),
-        action: NegativeAction::default(),
-        ttl,
-        version: rec.map_version,
-    })
+    Some((
+        Mapping {
+            locators: locs.into_iter().collect(),
+            action: NegativeAction::default(),
+            ttl,
+            version: rec.map_version,
+        },
+        positions,
+    ))
 }
 
 #[cfg(test)]
@@ -1315,5 +1374,50 @@ mod tests {
         itr.host_is_local(0, ip("10.1.2.1"), &mut out);
         assert!(out.updates.is_empty());
         assert!(itr.installed(0, net("10.1.2.0/24")).is_some());
+    }
+
+    #[test]
+    fn locator_status_bits_mark_the_sites_locators_in_record_order() {
+        let mut itr = itr(0);
+        let mut out = Outbox::default();
+        itr.resolve(0, ip("10.1.1.20"), 0, &mut out);
+        let nonce = requests(&mut out)[0].1.nonce;
+        // Record order: B (priority 2) first, A (priority 1) second; the map-cache keeps A
+        // first (most preferred), so bit 0 is B and bit 1 is A.
+        let mut r = reply(nonce, 0, "10.1.1.0/24", &["203.0.113.10", PEER], 10);
+        r.records[0].locators[0].priority = 2;
+        itr.on_map_reply(&r, 0, &mut out);
+        out.clear();
+        let state = |out: &Outbox| -> Vec<(IpAddr, bool)> {
+            match out.updates.last() {
+                Some(Update::Map { mapping, .. }) => mapping
+                    .locators
+                    .iter()
+                    .map(|l| (l.address, l.reachable))
+                    .collect(),
+                u => panic!("{u:?}"),
+            }
+        };
+        // Bit 1 (A = PEER) clear.
+        itr.on_locator_status(0, ip("10.1.1.99"), 0b01, 8, &mut out);
+        assert_eq!(
+            state(&out),
+            vec![(ip(PEER), false), (ip("203.0.113.10"), true)]
+        );
+        // The same bits again: nothing to do.
+        out.clear();
+        itr.on_locator_status(0, ip("10.1.1.99"), 0b01, 8, &mut out);
+        assert!(out.updates.is_empty());
+        // Both up again.
+        itr.on_locator_status(0, ip("10.1.1.99"), 0b11, 8, &mut out);
+        assert_eq!(
+            state(&out),
+            vec![(ip(PEER), true), (ip("203.0.113.10"), true)]
+        );
+        // An EID we have no mapping for: nothing.
+        out.clear();
+        itr.on_locator_status(0, ip("10.9.9.9"), 0, 8, &mut out);
+        assert!(out.updates.is_empty());
+        assert_eq!(itr.stats.lsb_changes, 2);
     }
 }

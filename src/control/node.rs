@@ -298,6 +298,22 @@ impl ControlPlane {
         self.settle(now_ms, out);
     }
 
+    /// LISP data from the site of `eid` carried locator-status-bits `lsb`.
+    pub fn on_locator_status(
+        &mut self,
+        iid: u32,
+        eid: IpAddr,
+        lsb: u32,
+        width: u32,
+        now_ms: u64,
+        out: &mut Outbox,
+    ) {
+        if let Some(itr) = &mut self.itr {
+            itr.on_locator_status(iid, eid, lsb, width, out);
+        }
+        self.settle(now_ms, out);
+    }
+
     /// The data plane routed a packet from `ip` at `mac` in an extended-subnet range of plan
     /// port `port`.
     pub fn on_source_seen(

@@ -84,6 +84,9 @@ reasons! {
     /// Sources of packets from an extended-subnet range reported to the control core (host
     /// detection).
     SourceReported = "source_reported",
+    /// Locator-status-bits of a sending site reported to the control core (changed, or
+    /// 10 s old).
+    LocatorStatusReported = "locator_status_reported",
     /// Frames not addressed to us (promiscuous port) or to a destination we do not serve.
     DropNotForUs = "drop_not_for_us",
     /// Frames too short or with inconsistent IP headers.

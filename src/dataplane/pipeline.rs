@@ -260,6 +260,16 @@ pub enum Event {
     Miss { iid: u32, eid: IpAddr },
     /// No MAC for this next hop on this port (index in the plan): ARP / ND for it.
     NeighborMiss { port: usize, ip: IpAddr },
+    /// LISP data from the site of EID `eid` carried locator-status-bits `lsb` (RFC 9300 10:
+    /// bit i says whether that site's i-th locator is up); reported when they change for the
+    /// sending RLOC, and every 10 s.
+    LocatorStatus {
+        iid: u32,
+        eid: IpAddr,
+        lsb: u32,
+        /// How many bits `lsb` has: 8 with an instance-ID, else 32.
+        width: u32,
+    },
     /// A packet from `ip` at `mac`, in an extended-subnet range of port `port`, was routed
     /// through us: the host is here (reported at most every 10 s per source).
     SourceSeen {
@@ -325,6 +335,10 @@ struct SourceReports {
 }
 
 const SOURCE_SLOTS: usize = 1024;
+/// Sending RLOCs whose locator-status-bits a worker remembers (direct-mapped).
+const LSB_SLOTS: usize = 256;
+/// Unchanged locator-status-bits are reported again after this long.
+const LSB_REPORT_MS: u64 = 10_000;
 /// A source is reported again after this long (the control core's proof of life).
 const SOURCE_REPORT_MS: u64 = 10_000;
 /// Most source reports per second per worker.
@@ -478,6 +492,8 @@ struct State<B> {
     limiter: Limiter,
     budget: PuntBudget,
     sources: SourceReports,
+    /// Locator-status-bits last reported per sending RLOC: (key, bits, when).
+    lsb_seen: Box<[(u64, u32, u64)]>,
     hold: Vec<Held<B>>,
     next_hold_check: u64,
     counts: Counts,
@@ -547,6 +563,7 @@ impl<B: PacketBuf> Pipeline<B> {
                 limiter: Limiter::new(plan.miss_interval_ms, plan.miss_reports_per_sec),
                 budget: PuntBudget::default(),
                 sources: SourceReports::new(),
+                lsb_seen: vec![(u64::MAX, 0, 0); LSB_SLOTS].into_boxed_slice(),
                 hold: Vec::with_capacity(plan.hold_capacity),
                 ipv4_id: 0,
                 next_hold_check: 0,
@@ -657,6 +674,10 @@ impl<B: PacketBuf> Pipeline<B> {
                 }
                 Class::Decap => {
                     if let Some(d) = decap_strip(plan, pkt, &mut self.st.counts) {
+                        if let Some((rloc, src, lsb, width)) = d.status {
+                            self.st
+                                .locator_status(d.iid, rloc, src, lsb, width, now_ms, out);
+                        }
                         dec.push(d);
                     }
                 }
@@ -780,6 +801,41 @@ impl<B: PacketBuf> State<B> {
             .is_ok()
         {
             self.counts.inc(Reason::SourceReported);
+        } else {
+            self.counts.inc(Reason::EventsLost);
+        }
+    }
+
+    /// Reports the locator-status-bits a packet from RLOC `rloc` (source EID `eid`) carried,
+    /// when they differ from the last ones of that RLOC or those are 10 s old.
+    #[allow(clippy::too_many_arguments)]
+    fn locator_status(
+        &mut self,
+        iid: u32,
+        rloc: IpAddr,
+        eid: IpAddr,
+        lsb: u32,
+        width: u32,
+        now_ms: u64,
+        out: &mut Outputs<B>,
+    ) {
+        let key = Limiter::key(3, iid, rloc);
+        let slot = &mut self.lsb_seen[(key >> 56) as usize % LSB_SLOTS];
+        if slot.0 == key && slot.1 == lsb && now_ms.saturating_sub(slot.2) < LSB_REPORT_MS {
+            return;
+        }
+        if out
+            .events
+            .try_push(Event::LocatorStatus {
+                iid,
+                eid,
+                lsb,
+                width,
+            })
+            .is_ok()
+        {
+            *slot = (key, lsb, now_ms);
+            self.counts.inc(Reason::LocatorStatusReported);
         } else {
             self.counts.inc(Reason::EventsLost);
         }
@@ -1322,6 +1378,9 @@ struct Decapped<B> {
     pkt: B,
     dst: IpAddr,
     iid: u32,
+    /// With the L bit: the sending RLOC, the inner source EID, the locator-status-bits and
+    /// how many there are.
+    status: Option<(IpAddr, IpAddr, u32, u32)>,
 }
 
 /// Validates a LISP data frame to one of our RLOCs and strips its outer headers, leaving room
@@ -1333,14 +1392,24 @@ fn decap_strip<B: PacketBuf>(plan: &Plan, mut pkt: B, counts: &mut Counts) -> Op
     }
     // The common case (IPv4 in IPv4) in a few loads, the rest through the general parser.
     let frame = &mut pkt.data_mut()[ETH_LEN..];
-    let (inner_offset, inner_len, v4, iid) = match encap::decapsulate_v4(frame) {
-        Some(d) => (d.inner_offset, d.inner_len, true, d.iid),
+    let (inner_offset, inner_len, v4, iid, lsb) = match encap::decapsulate_v4(frame) {
+        Some(d) => {
+            let src = IpAddr::from(<[u8; 4]>::try_from(&frame[12..16]).unwrap_or([0; 4]));
+            (
+                d.inner_offset,
+                d.inner_len,
+                true,
+                d.iid,
+                d.lsb.map(|l| (src, l)),
+            )
+        }
         None => match encap::decapsulate(frame, true) {
             Ok(d) => (
                 d.inner_offset,
                 d.inner_len,
                 d.inner_version == 4,
                 d.header.iid,
+                d.header.lsb.map(|l| (d.outer_src, l)),
             ),
             Err(_) => {
                 counts.inc(Reason::DropDecapInvalid);
@@ -1356,6 +1425,8 @@ fn decap_strip<B: PacketBuf>(plan: &Plan, mut pkt: B, counts: &mut Counts) -> Op
         counts.inc(Reason::DropDecapInvalid);
         return None;
     }
+    // Locator-status-bits: 8 of them next to an instance-ID, else 32.
+    let width = if iid.is_some() { 8 } else { 32 };
     let iid = iid.unwrap_or(0);
     if !plan
         .ports
@@ -1366,20 +1437,30 @@ fn decap_strip<B: PacketBuf>(plan: &Plan, mut pkt: B, counts: &mut Counts) -> Op
         return None;
     }
     let inner = &pkt.data()[inner_at..inner_at + inner_len];
-    let dst = if v4 {
-        IpAddr::V4(Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]))
+    let (src, dst) = if v4 {
+        (
+            IpAddr::V4(Ipv4Addr::new(inner[12], inner[13], inner[14], inner[15])),
+            IpAddr::V4(Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19])),
+        )
     } else {
-        let mut a = [0u8; 16];
-        a.copy_from_slice(&inner[24..40]);
-        IpAddr::V6(Ipv6Addr::from(a))
+        let (mut s, mut d) = ([0u8; 16], [0u8; 16]);
+        s.copy_from_slice(&inner[8..24]);
+        d.copy_from_slice(&inner[24..40]);
+        (IpAddr::V6(Ipv6Addr::from(s)), IpAddr::V6(Ipv6Addr::from(d)))
     };
+    let status = lsb.map(|(rloc, l)| (rloc, src, l, width));
     // Keep ETH_LEN bytes in front of the inner packet for its new Ethernet header.
     if !pkt.adj(inner_at - ETH_LEN) {
         counts.inc(Reason::DropMalformed);
         return None;
     }
     pkt.truncate(ETH_LEN + inner_len);
-    Some(Decapped { pkt, dst, iid })
+    Some(Decapped {
+        pkt,
+        dst,
+        iid,
+        status,
+    })
 }
 
 impl Ctx<'_, '_> {
@@ -1392,7 +1473,9 @@ impl Ctx<'_, '_> {
         neighbor: Option<crate::mapcache::Neighbor>,
         out: &mut Outputs<B>,
     ) {
-        let Decapped { mut pkt, dst, iid } = d;
+        let Decapped {
+            mut pkt, dst, iid, ..
+        } = d;
         let plan = self.plan;
         // A neighbour counts only on an EID port of the packet's instance (or, on a PETR, the
         // RLOC side): a LISP packet must not reach another instance's hosts or the underlay.

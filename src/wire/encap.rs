@@ -267,6 +267,8 @@ pub struct Decap4 {
     pub inner_len: usize,
     /// The instance-ID when the I bit is set.
     pub iid: Option<u32>,
+    /// The locator-status-bits when the L bit is set (8 with an instance-ID, else 32).
+    pub lsb: Option<u32>,
 }
 
 /// [`decapsulate`] for its common case, in a handful of loads: an outer IPv4 header without
@@ -301,6 +303,10 @@ pub fn decapsulate_v4(pkt: &mut [u8]) -> Option<Decap4> {
         return None;
     }
     let iid = (flags & 0x08 != 0).then(|| u32::from_be_bytes([0, udp[12], udp[13], udp[14]]));
+    let lsb = (flags & 0x40 != 0).then(|| match iid {
+        Some(_) => u32::from(udp[15]),
+        None => u32::from_be_bytes([udp[12], udp[13], udp[14], udp[15]]),
+    });
     let inner = &mut pkt[INNER..total];
     let ihl = usize::from(inner[0] & 0x0f) * 4;
     let len = be16(inner, 2);
@@ -318,6 +324,7 @@ pub fn decapsulate_v4(pkt: &mut [u8]) -> Option<Decap4> {
         inner_offset: INNER,
         inner_len: len,
         iid,
+        lsb,
     })
 }
 
