@@ -263,3 +263,152 @@ stats_interval_s = 0
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Role ms-mr has no DPDK port: `pxtr run` takes LISP control messages on a kernel UDP
+/// socket. A signed Map-Register is confirmed by a Map-Notify, and a Map-Request in an ECM
+/// for the registered EID gets the Map-Server's proxy reply.
+#[test]
+fn ms_mr_without_ports_serves_on_a_kernel_udp_socket() {
+    use pxtr::control::{eid_address, ip_address, map_request};
+    use pxtr::wire::auth::{self, Algorithm};
+    use pxtr::wire::control::{
+        Action, Ecm, EcmInner, Locator, MapRegister, MappingRecord, Message, Registration,
+    };
+    use std::net::UdpSocket;
+    use std::time::{Duration, Instant};
+
+    let free = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let dir = std::env::temp_dir().join(format!("pxtr-msmr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("ms-mr.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[appliance]
+role = "ms-mr"
+[eal]
+hugepages = false
+memory_mb = 128
+in_memory = true
+[lcores]
+control = 0
+[map_server]
+enabled = true
+listen = ["127.0.0.1"]
+listen_port = {port}
+sites = [{{ name = "cloud", key_id = 1, key = "cloud-site-key", eid_prefixes = [{{ prefix = "10.1.0.0/16", accept_more_specifics = true }}] }}]
+[control]
+stats_interval_s = 0
+"#
+        ),
+    )
+    .unwrap();
+    let mut child = pxtr()
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let ms = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let record = MappingRecord {
+        ttl: 1440,
+        action: Action::NoAction,
+        authoritative: true,
+        map_version: 0,
+        eid: eid_address(0, "10.1.1.20".parse().unwrap()),
+        mask_len: 32,
+        locators: vec![Locator::new(
+            ip_address("203.0.113.1".parse().unwrap()),
+            1,
+            100,
+        )],
+    };
+    let reg = Message::MapRegister(MapRegister {
+        proxy_reply: true,
+        security: false,
+        rtr: false,
+        want_map_notify: true,
+        registration: Registration {
+            nonce: 0xabcd,
+            key_id: 0,
+            algorithm_id: 1,
+            auth_data: vec![0; 20],
+            records: vec![record.clone()],
+            xtr_id: None,
+        },
+    });
+    let reg = auth::emit_signed(&reg, Algorithm::HmacSha1_96, b"cloud-site-key").unwrap();
+    // Ask until answered: pxtr takes a moment to start listening.
+    let ask = |msg: &[u8], want: u8| -> Option<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut buf = [0u8; 2048];
+        while Instant::now() < deadline {
+            client.send_to(msg, ms).unwrap();
+            if let Ok((n, _)) = client.recv_from(&mut buf) {
+                if buf[0] >> 4 == want {
+                    return Some(buf[..n].to_vec());
+                }
+            }
+        }
+        None
+    };
+    let notify = ask(&reg, 4);
+    let req = map_request(
+        0x77,
+        pxtr::wire::Address::None,
+        &["127.0.0.1".parse().unwrap()],
+        0,
+        "10.1.1.20/32".parse().unwrap(),
+    );
+    let ecm = Message::Ecm(Ecm {
+        security: false,
+        ddt: false,
+        to_etr: false,
+        to_ms: false,
+        inner: EcmInner {
+            src: "127.0.0.1".parse().unwrap(),
+            dst: "10.1.1.20".parse().unwrap(),
+            src_port: client.local_addr().unwrap().port(),
+            dst_port: 4342,
+            ttl: 64,
+            ipv4_id: 0,
+            dont_fragment: false,
+            udp_checksum: true,
+        },
+        message: Message::MapRequest(req).to_vec().unwrap(),
+    })
+    .to_vec()
+    .unwrap();
+    let reply = ask(&ecm, 2);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let log = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{log}");
+    let notify = notify.unwrap_or_else(|| panic!("no Map-Notify\n{log}"));
+    assert_eq!(
+        auth::verify(&notify, b"cloud-site-key"),
+        Ok(Algorithm::HmacSha1_96)
+    );
+    let reply = reply.unwrap_or_else(|| panic!("no Map-Reply\n{log}"));
+    match Message::parse(&reply).unwrap() {
+        Message::MapReply(r) => {
+            assert_eq!(r.nonce, 0x77);
+            assert_eq!(r.records[0].locators[0].address, record.locators[0].address);
+        }
+        m => panic!("{m:?}"),
+    }
+    assert!(log.contains("listening (kernel UDP)"), "{log}");
+}

@@ -8,7 +8,7 @@
 //! written to the map-cache and the neighbour table.
 
 use std::collections::VecDeque;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 
 use arrayvec::ArrayVec;
@@ -35,6 +35,8 @@ const ICMP_PER_SEC: u32 = 1000;
 /// Control messages waiting for their next hop's MAC, at most, and for how long.
 const WAITING_MAX: usize = 256;
 const WAITING_MS: u64 = 3_000;
+/// Datagrams taken from each kernel control socket per pass.
+const UDP_PER_POLL: usize = 256;
 /// How often the workers' map-cache hit counters are folded into entry usage.
 const USAGE_EVERY_MS: u64 = 1_000;
 /// Longest pause between two runs of the machines' timers.
@@ -90,6 +92,9 @@ pub(super) struct Control {
     /// Neighbours from the config (`ports[].neighbors`): what the control plane learns or
     /// ages out does not replace them.
     pub static_neighbors: Vec<IpAddr>,
+    /// Kernel UDP sockets of a Map-Server/Map-Resolver without DPDK ports (role ms-mr), with
+    /// the address each is bound to.
+    udp: Vec<(UdpSocket, IpAddr)>,
 }
 
 impl Control {
@@ -112,6 +117,7 @@ impl Control {
             next_timer_ms: 0,
             next_usage_ms: 0,
             static_neighbors: Vec::new(),
+            udp: Vec::new(),
             plan,
             cache,
             neighbors,
@@ -181,6 +187,7 @@ impl Control {
                 }
             }
         }
+        busy |= self.poll_udp(now_ms);
         if now_ms >= self.next_usage_ms {
             self.next_usage_ms = now_ms + USAGE_EVERY_MS;
             self.cache.collect_usage(now_ms);
@@ -205,6 +212,62 @@ impl Control {
         self.cache.reclaim();
         self.neighbors.reclaim();
         busy
+    }
+
+    /// Takes LISP control messages on a kernel UDP socket bound to `addr` (a Map-Server
+    /// without DPDK ports).
+    pub fn listen_udp(&mut self, addr: SocketAddr) -> std::io::Result<()> {
+        let s = UdpSocket::bind(addr)?;
+        s.set_nonblocking(true)?;
+        self.udp.push((s, addr.ip()));
+        Ok(())
+    }
+
+    /// Messages waiting on the kernel sockets (bounded per pass).
+    fn poll_udp(&mut self, now_ms: u64) -> bool {
+        let mut busy = false;
+        let mut buf = [0u8; 9216];
+        for i in 0..self.udp.len() {
+            for _ in 0..UDP_PER_POLL {
+                let (n, from) = match self.udp[i].0.recv_from(&mut buf) {
+                    Ok(r) => r,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        tracing::debug!(%e, "control socket");
+                        break;
+                    }
+                };
+                busy = true;
+                let local = self.udp[i].1;
+                self.plane.on_udp(
+                    from.ip(),
+                    from.port(),
+                    local,
+                    &buf[..n],
+                    now_ms,
+                    &mut self.outbox,
+                );
+            }
+        }
+        busy
+    }
+
+    /// Sends `t` on a kernel socket: the one bound to its source, else one of its family.
+    fn send_udp(&mut self, t: &Transmit) {
+        let sock = self
+            .udp
+            .iter()
+            .find(|(_, a)| Some(*a) == t.src)
+            .or_else(|| {
+                self.udp
+                    .iter()
+                    .find(|(_, a)| a.is_ipv4() == t.dst.is_ipv4())
+            });
+        let sent = sock.map(|(s, _)| s.send_to(&t.payload, SocketAddr::new(t.dst, t.dst_port)));
+        match sent {
+            Some(Ok(_)) => self.stats.control_sent += 1,
+            _ => self.stats.control_send_failed += 1,
+        }
     }
 
     /// Carries out what the machines asked for: table updates first (a neighbour just
@@ -317,6 +380,10 @@ impl Control {
     }
 
     fn send_message(&mut self, t: Transmit, now_ms: u64) {
+        if !self.udp.is_empty() {
+            self.send_udp(&t);
+            return;
+        }
         let Some((port, nh)) = self.route(t.dst) else {
             self.stats.control_no_route += 1;
             tracing::debug!(dst = %t.dst, "no route for a control message");

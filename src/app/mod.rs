@@ -44,6 +44,12 @@ pub enum AppError {
     },
     #[error("{0}")]
     Tables(#[from] MapCacheError),
+    #[error("map_server.listen: cannot take LISP control messages on {addr}: {source}")]
+    ControlSocket {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot install the {signal} handler: {source}")]
     Signal {
         signal: &'static str,
@@ -279,6 +285,22 @@ fn start(cfg: &Config, eal: &Eal, pool: &Mempool, stop: &StopFlag) -> Result<Run
         workers: Vec::new(),
         stop: stop.clone(),
     };
+    if running.ports.is_empty() && cfg.map_server.enabled {
+        // No DPDK port (role ms-mr): the Map-Server/Map-Resolver listens on kernel sockets.
+        let addrs = if cfg.map_server.listen.is_empty() {
+            vec![std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)]
+        } else {
+            cfg.map_server.listen.clone()
+        };
+        for a in addrs {
+            let addr = std::net::SocketAddr::new(a, cfg.map_server.listen_port);
+            running
+                .control
+                .listen_udp(addr)
+                .map_err(|source| AppError::ControlSocket { addr, source })?;
+            tracing::info!(%addr, "Map-Server/Map-Resolver listening (kernel UDP)");
+        }
+    }
     running.control.static_neighbors = cfg
         .ports
         .iter()
@@ -479,6 +501,17 @@ fn log_stats(running: &Running) {
         neighbors = running.control.neighbors.len(),
         "control"
     );
+    let plane: Vec<String> = running
+        .control
+        .plane
+        .counters()
+        .into_iter()
+        .filter(|(_, v)| *v > 0)
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
+    if !plane.is_empty() {
+        tracing::info!(counters = %plane.join(" "), "control plane");
+    }
     for (name, port) in &running.ports {
         if let Ok(s) = port.stats() {
             tracing::info!(port = %name, rx = s.rx_packets, tx = s.tx_packets, rx_missed = s.rx_missed,

@@ -551,6 +551,12 @@ pub struct MapServer {
     /// Seconds a registration lives without refresh (RFC 9301: 3 minutes).
     pub registration_timeout_s: u32,
     pub sites: Vec<Site>,
+    /// Without DPDK ports (role ms-mr): the host addresses to take LISP control messages on
+    /// through kernel UDP sockets (empty: 0.0.0.0, every IPv4 address of the host). List the
+    /// addresses ETRs register to on a host with several, so answers leave from them.
+    pub listen: Vec<IpAddr>,
+    /// The UDP port of those sockets.
+    pub listen_port: u16,
 }
 
 impl Default for MapServer {
@@ -559,6 +565,8 @@ impl Default for MapServer {
             enabled: false,
             registration_timeout_s: 180,
             sites: Vec::new(),
+            listen: Vec::new(),
+            listen_port: crate::wire::LISP_CONTROL_PORT,
         }
     }
 }

@@ -764,6 +764,22 @@ fn check_map_server(c: &mut Checker, cfg: &Config, role: Option<Role>) {
             "role ms-mr runs the Map-Server: set map_server.enabled = true",
         );
     }
+    if ms.listen_port == 0 {
+        c.bad(
+            "map_server.listen_port",
+            Some("0".into()),
+            "expected a UDP port (4342, LISP control)",
+        );
+    }
+    for (i, a) in ms.listen.iter().enumerate() {
+        if a.is_multicast() {
+            c.bad(
+                format!("map_server.listen[{i}]"),
+                Some(a.to_string()),
+                "expected a unicast address of this host (or 0.0.0.0 / ::)",
+            );
+        }
+    }
     if ms.enabled && ms.sites.is_empty() {
         c.missing(
             "map_server.sites",

@@ -225,6 +225,7 @@ struct PendingNotify {
     nonce: u64,
     src: Option<IpAddr>,
     dst: IpAddr,
+    dst_port: u16,
     site: usize,
     /// The registration it tells `dst` about.
     iid: u32,
@@ -494,7 +495,7 @@ impl MapServer {
                 Ok(payload) => {
                     self.stats.notifies_sent += 1;
                     out.transmits
-                        .push(control_transmit(self.local, src, payload));
+                        .push(notify_transmit(self.local, src, src_port, payload));
                 }
                 Err(e) => {
                     self.stats.emit_errors += 1;
@@ -649,7 +650,12 @@ impl MapServer {
         };
         self.stats.move_notifies_sent += 1;
         out.transmits
-            .push(control_transmit(old.local, old.registrant, payload.clone()));
+            .push(notify_transmit(
+                old.local,
+                old.registrant,
+                old.registrant_port,
+                payload.clone(),
+            ));
         // A newer notify about the same prefix to the same ETR replaces an older one.
         self.pending
             .retain(|p| !(p.dst == old.registrant && p.iid == iid && p.prefix == prefix));
@@ -668,6 +674,7 @@ impl MapServer {
             nonce,
             src: old.local,
             dst: old.registrant,
+            dst_port: old.registrant_port,
             site: old.site,
             iid,
             prefix,
@@ -830,7 +837,7 @@ impl MapServer {
             p.next_ms = now_ms.saturating_add(NOTIFY_RETRANSMIT_MS);
             self.stats.notify_retransmits += 1;
             out.transmits
-                .push(control_transmit(p.src, p.dst, p.payload.clone()));
+                .push(notify_transmit(p.src, p.dst, p.dst_port, p.payload.clone()));
             i += 1;
         }
     }
@@ -999,6 +1006,15 @@ impl MapServer {
                 warn!(%dst, "{:?} not emitted: {e}", msg.message_type());
             }
         }
+    }
+}
+
+/// A Map-Notify to a registrant, to the UDP port its Map-Register came from (4342 for an
+/// ETR on the standard port; an ephemeral port or one a NAT chose otherwise).
+fn notify_transmit(src: Option<IpAddr>, dst: IpAddr, port: u16, payload: Vec<u8>) -> Transmit {
+    Transmit {
+        dst_port: if port == 0 { LISP_CONTROL_PORT } else { port },
+        ..control_transmit(src, dst, payload)
     }
 }
 

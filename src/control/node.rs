@@ -106,13 +106,18 @@ impl ControlPlane {
                 nonces.split(),
             )
         });
-        // The Map-Server answers ITR-RLOCs of the families we can send from.
+        // The Map-Server answers ITR-RLOCs of the families we can send from: our RLOCs and
+        // port addresses, or without DPDK ports the kernel sockets it listens on (0.0.0.0 by
+        // default).
+        let listen = &cfg.map_server.listen;
         let has = |v4: bool| {
             plan.rlocs.iter().any(|r| r.is_ipv4() == v4)
                 || plan
                     .ports
                     .iter()
                     .any(|p| p.addresses.iter().any(|a| a.addr().is_ipv4() == v4))
+                || (plan.ports.is_empty()
+                    && (listen.iter().any(|a| a.is_ipv4() == v4) || (listen.is_empty() && v4)))
         };
         let map_server = cfg.map_server.enabled.then(|| {
             let mut ms = MapServer::new(&cfg.map_server, nonces.split());
