@@ -50,6 +50,7 @@ fn server(key: &str) -> MapServer {
         enabled: true,
         registration_timeout_s: 180,
         sites: vec![site("xtr1", "10.10.1.0/24"), site("xtr2", "10.10.2.0/24")],
+        ..MapServerConfig::default()
     };
     MapServer::new(&cfg, Nonces::seeded(3))
 }

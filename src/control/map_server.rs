@@ -1118,6 +1118,7 @@ mod tests {
             enabled: true,
             registration_timeout_s: timeout_s,
             sites,
+            ..config::MapServer::default()
         };
         MapServer::new(&cfg, Nonces::seeded(7))
     }
