@@ -306,7 +306,7 @@ stats_interval_s = 0
         ),
     )
     .unwrap();
-    let mut child = pxtr()
+    let child = pxtr()
         .args(["run", "--config"])
         .arg(&cfg)
         .stdout(Stdio::piped())

@@ -1340,9 +1340,10 @@ mod tests {
         assert_eq!(ms.stats.registers_accepted, 1);
         assert_eq!(out.transmits.len(), 1);
         let t = &out.transmits[0];
+        // Back to the port the Map-Register came from.
         assert_eq!(
             (t.src, t.dst, t.src_port, t.dst_port),
-            (None, ip(ETR1), 4342, 4342)
+            (None, ip(ETR1), 4342, 61000)
         );
         let n = notify_of(t);
         assert_eq!(n.kind, NotifyKind::Notify);
