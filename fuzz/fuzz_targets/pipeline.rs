@@ -33,6 +33,8 @@ fn rig() -> Rig {
         mtu: 1500,
         gateway: gw.map(|g| g.parse().unwrap()),
         iid: 0,
+        dynamic_eids: Vec::new(),
+        extended: vec!["10.1.1.0/25".parse().unwrap()],
     };
     let plan = Plan {
         ports: vec![

@@ -649,13 +649,12 @@ impl MapServer {
             }
         };
         self.stats.move_notifies_sent += 1;
-        out.transmits
-            .push(notify_transmit(
-                old.local,
-                old.registrant,
-                old.registrant_port,
-                payload.clone(),
-            ));
+        out.transmits.push(notify_transmit(
+            old.local,
+            old.registrant,
+            old.registrant_port,
+            payload.clone(),
+        ));
         // A newer notify about the same prefix to the same ETR replaces an older one.
         self.pending
             .retain(|p| !(p.dst == old.registrant && p.iid == iid && p.prefix == prefix));
