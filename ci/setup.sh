@@ -15,6 +15,9 @@ PACKAGES=(
   libsystemd-dev
   # tests and lab: namespaces, veth, packet checks
   iproute2 tshark
+  # IPsec to the cloud xTR: strongSwan's IKE daemon with its VICI plugin, and kernel-libipsec
+  # (userspace ESP) for kernels without ESP
+  strongswan-charon strongswan-libcharon libcharon-extra-plugins strongswan-swanctl
   git ca-certificates
 )
 

@@ -1,0 +1,172 @@
+//! pxtr's VICI client against a real strongSwan charon (ci/setup.sh installs it), run in a
+//! network namespace of the test's own: the daemon answers `version`, takes the pre-shared key
+//! and the connection pxtr builds from an `[[ipsec.peers]]` entry, lists that connection back,
+//! and confirms the registration of the SA events pxtr follows.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pxtr::config::{IpsecAuth, IpsecMode, IpsecPeer};
+use pxtr::ipsec::vici::{Client, Error, Section, Value};
+use pxtr::ipsec::{load_conn, load_shared};
+
+const CHARON: &str = "/usr/lib/ipsec/charon";
+
+/// charon in namespace `ns`, with its VICI socket in `dir`; killed (and the namespace removed)
+/// on drop.
+struct Charon {
+    child: Child,
+    ns: String,
+    socket: PathBuf,
+}
+
+impl Charon {
+    fn start() -> Charon {
+        assert!(
+            std::path::Path::new(CHARON).exists(),
+            "{CHARON} is missing: ci/setup.sh installs strongswan-charon"
+        );
+        let pid = std::process::id();
+        let dir = std::env::temp_dir().join(format!("pxtr-vici-{pid}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("charon.vici");
+        let _ = std::fs::remove_file(&socket);
+        let conf = dir.join("strongswan.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "charon {{\n  load_modular = no\n  load = random nonce openssl pem pkcs1 x509 pubkey \
+                 socket-default kernel-netlink kernel-libipsec vici kdf hmac sha1 sha2 aes gcm\n  \
+                 plugins {{\n    vici {{\n      socket = unix://{}\n    }}\n  }}\n}}\n",
+                socket.display()
+            ),
+        )
+        .unwrap();
+        let ns = format!("pxtr-vici-{pid}");
+        let ok = Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "ip netns add {ns}");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns, CHARON])
+            .env("STRONGSWAN_CONF", &conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start charon");
+        let c = Charon { child, ns, socket };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !c.socket.exists() {
+            assert!(Instant::now() < deadline, "charon made no VICI socket");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        c
+    }
+
+    fn client(&self) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Client::connect(&self.socket, Duration::from_secs(10)) {
+                Ok(c) => return c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("VICI connect: {e}"),
+            }
+        }
+    }
+}
+
+impl Drop for Charon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+#[test]
+fn charon_takes_the_connection_and_key_pxtr_builds() {
+    let charon = Charon::start();
+    let mut c = charon.client();
+    let v = c.call("version", Section::new()).expect("version");
+    assert_eq!(v.str("daemon").as_deref(), Some("charon"));
+    assert!(
+        v.str("version").is_some_and(|s| s.starts_with('5')),
+        "{v:?}"
+    );
+
+    let peer = IpsecPeer {
+        name: "cloud-xtr".into(),
+        local_address: Some("198.51.100.1".parse().unwrap()),
+        remote_address: Some("203.0.113.1".parse().unwrap()),
+        remote_rlocs: vec!["203.0.113.0/24".parse().unwrap()],
+        auth: IpsecAuth::Psk,
+        psk: "hybrid-cloud-ipsec-key".into(),
+        ..IpsecPeer::default()
+    };
+    c.call("load-shared", load_shared(&peer))
+        .expect("load-shared");
+    c.call(
+        "load-conn",
+        load_conn(
+            &peer,
+            0,
+            "198.51.100.1".parse().unwrap(),
+            IpsecMode::Libipsec,
+        ),
+    )
+    .expect("load-conn");
+    let names = c.call("get-conns", Section::new()).expect("get-conns");
+    assert_eq!(
+        names.get("conns"),
+        Some(&Value::List(vec![b"cloud-xtr".to_vec()]))
+    );
+    // list-conns streams one "list-conn" event per connection before its response.
+    c.register("list-conn").expect("list-conn events");
+    c.call("list-conns", Section::new().kv("conn", "cloud-xtr"))
+        .expect("list-conns");
+    let (name, conns) = c.next_event().unwrap().expect("a list-conn event");
+    assert_eq!(name, "list-conn");
+    let conn = conns
+        .sub("cloud-xtr")
+        .unwrap_or_else(|| panic!("{conns:?}"));
+    assert_eq!(
+        conn.get("remote_addrs"),
+        Some(&Value::List(vec![b"203.0.113.1".to_vec()]))
+    );
+    let child = conn
+        .sub("children")
+        .and_then(|ch| ch.sub("cloud-xtr"))
+        .expect("child");
+    assert_eq!(
+        child.get("remote-ts"),
+        Some(&Value::List(vec![b"203.0.113.0/24".to_vec()]))
+    );
+    // A connection charon cannot take is refused with its reason.
+    let bad = Section::new().section(
+        "broken",
+        Section::new().list("proposals", ["no-such-algorithm"]),
+    );
+    match c.call("load-conn", bad) {
+        Err(Error::Failed { command, message }) => {
+            assert_eq!(command, "load-conn");
+            assert!(!message.is_empty());
+        }
+        r => panic!("{r:?}"),
+    }
+    // The SA events pxtr follows exist.
+    c.register("ike-updown").expect("ike-updown");
+    c.register("child-updown").expect("child-updown");
+    assert_eq!(
+        c.register("no-such-event"),
+        Err(Error::UnknownEvent("no-such-event".into()))
+    );
+    assert_eq!(
+        c.call("no-such-command", Section::new()),
+        Err(Error::UnknownCommand("no-such-command".into()))
+    );
+}
