@@ -81,6 +81,7 @@ pub struct ItrStats {
     pub records_unusable: u64,
     pub records_ttl_zero: u64,
     pub records_own_site: u64,
+    pub ranges_changed: u64,
     pub lsb_changes: u64,
     pub hosts_local_again: u64,
     pub expired: u64,
@@ -115,6 +116,7 @@ impl ItrStats {
             ("reply_records_unusable", self.records_unusable),
             ("reply_records_ttl_zero", self.records_ttl_zero),
             ("reply_records_own_site", self.records_own_site),
+            ("rloc_range_reachability_changes", self.ranges_changed),
             ("locator_status_changes", self.lsb_changes),
             (
                 "remote_host_routes_dropped_local_again",
@@ -211,7 +213,7 @@ pub struct Itr {
     probes: HashMap<IpAddr, Probe>,
     probe_nonces: HashMap<u64, IpAddr>,
     /// Locators made unreachable from outside (IPsec SA down).
-    admin_down: HashMap<IpAddr, ()>,
+    admin_down: Vec<IpNet>,
     /// (when, what): the timer wheel.
     due: BTreeSet<(u64, Due)>,
     /// The Map-Resolver new requests start with (moves on failover).
@@ -230,7 +232,7 @@ impl Itr {
             installed: HashMap::new(),
             probes: HashMap::new(),
             probe_nonces: HashMap::new(),
-            admin_down: HashMap::new(),
+            admin_down: Vec::new(),
             due: BTreeSet::new(),
             preferred: 0,
             stats: ItrStats::default(),
@@ -251,7 +253,8 @@ impl Itr {
 
     /// Whether locator `rloc` is considered reachable (probing and [`Itr::set_rloc_reachable`]).
     pub fn rloc_up(&self, rloc: IpAddr) -> bool {
-        !self.admin_down.contains_key(&rloc) && self.probes.get(&rloc).map_or(true, |p| p.up)
+        !self.admin_down.iter().any(|n| n.contains(&rloc))
+            && self.probes.get(&rloc).map_or(true, |p| p.up)
     }
 
     /// The data plane missed `eid` in instance `iid` (or proxy-ARP asked about it): send a
@@ -579,22 +582,40 @@ impl Itr {
     /// Marks `rloc` reachable or not from outside the ITR (an IPsec SA coming up or going
     /// down): every mapping with it is installed again with the new state.
     pub fn set_rloc_reachable(&mut self, rloc: IpAddr, up: bool, out: &mut Outbox) {
+        self.set_range_reachable(IpNet::from(rloc), up, out);
+    }
+
+    /// [`Itr::set_rloc_reachable`] for every RLOC in `range` (an IPsec peer's RLOC range:
+    /// unreachable while no SA to it is up).
+    pub fn set_range_reachable(&mut self, range: IpNet, up: bool, out: &mut Outbox) {
+        let range = range.trunc();
         let changed = if up {
-            self.admin_down.remove(&rloc).is_some()
+            let before = self.admin_down.len();
+            self.admin_down.retain(|n| *n != range);
+            self.admin_down.len() != before
+        } else if self.admin_down.contains(&range) {
+            false
         } else {
-            self.admin_down.insert(rloc, ()).is_none()
+            self.admin_down.push(range);
+            true
         };
         if changed {
-            self.reinstall_with(rloc, out);
+            self.stats.ranges_changed += 1;
+            self.reinstall_in(range, out);
         }
     }
 
     /// Installs again every mapping with `rloc`, its locators' reachability as now known.
     fn reinstall_with(&mut self, rloc: IpAddr, out: &mut Outbox) {
+        self.reinstall_in(IpNet::from(rloc), out);
+    }
+
+    /// Installs again every mapping with a locator in `range`.
+    fn reinstall_in(&mut self, range: IpNet, out: &mut Outbox) {
         let mut keys: Vec<Key> = self
             .installed
             .iter()
-            .filter(|(_, i)| i.rlocs.contains(&rloc))
+            .filter(|(_, i)| i.rlocs.iter().any(|r| range.contains(r)))
             .map(|(k, _)| *k)
             .collect();
         keys.sort();
@@ -1419,5 +1440,44 @@ mod tests {
         itr.on_locator_status(0, ip("10.9.9.9"), 0, 8, &mut out);
         assert!(out.updates.is_empty());
         assert_eq!(itr.stats.lsb_changes, 2);
+    }
+
+    #[test]
+    fn an_rloc_range_marked_down_makes_its_locators_unreachable_until_up() {
+        let mut itr = itr(0);
+        let mut out = Outbox::default();
+        // The IPsec peer's range is down before any SA is up.
+        itr.set_range_reachable(net("203.0.113.0/24"), false, &mut out);
+        itr.resolve(0, ip("10.1.1.20"), 0, &mut out);
+        let nonce = requests(&mut out)[0].1.nonce;
+        itr.on_map_reply(
+            &reply(nonce, 0, "10.1.1.0/24", &[PEER, "192.0.2.77"], 10),
+            0,
+            &mut out,
+        );
+        let state = |out: &Outbox| -> Vec<(IpAddr, bool)> {
+            match out.updates.last() {
+                Some(Update::Map { mapping, .. }) => mapping
+                    .locators
+                    .iter()
+                    .map(|l| (l.address, l.reachable))
+                    .collect(),
+                u => panic!("{u:?}"),
+            }
+        };
+        assert_eq!(
+            state(&out),
+            vec![(ip(PEER), false), (ip("192.0.2.77"), true)]
+        );
+        // Marking it down again changes nothing; the SA coming up brings it back.
+        out.clear();
+        itr.set_range_reachable(net("203.0.113.0/24"), false, &mut out);
+        assert!(out.updates.is_empty());
+        itr.set_range_reachable(net("203.0.113.0/24"), true, &mut out);
+        assert_eq!(
+            state(&out),
+            vec![(ip(PEER), true), (ip("192.0.2.77"), true)]
+        );
+        assert_eq!(itr.stats.ranges_changed, 2);
     }
 }
