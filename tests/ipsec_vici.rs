@@ -169,4 +169,35 @@ fn charon_takes_the_connection_and_key_pxtr_builds() {
         c.call("no-such-command", Section::new()),
         Err(Error::UnknownCommand("no-such-command".into()))
     );
+
+    // `pxtr run` with an IPsec peer loads its key and connection into charon by itself (the
+    // embedded lab plus one peer; the SA cannot come up: charon's namespace has no network).
+    let cfg_path = charon.socket.with_file_name("pxtr.toml");
+    let text = format!(
+        "{}\n[ipsec]\nvici_socket = \"{}\"\n[[ipsec.peers]]\nname = \"pxtr-peer\"\n\
+         local_address = \"192.0.2.1\"\nremote_address = \"203.0.113.1\"\n\
+         remote_rlocs = [\"203.0.113.0/24\"]\nauth = \"psk\"\npsk = \"0123456789abcdef-key\"\n\
+         ike_proposals = [\"aes256-sha256-modp2048\"]\nesp_proposals = [\"aes256gcm16\"]\n",
+        pxtr::config::EMBEDDED_LAB,
+        charon.socket.display()
+    );
+    std::fs::write(&cfg_path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pxtr"))
+        .env("RUST_LOG", "info")
+        .args(["run", "--duration", "3", "--config"])
+        .arg(&cfg_path)
+        .output()
+        .expect("run pxtr");
+    let log = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("IPsec connection loaded"), "{log}");
+    let names = c.call("get-conns", Section::new()).expect("get-conns");
+    match names.get("conns") {
+        Some(Value::List(l)) => assert!(l.contains(&b"pxtr-peer".to_vec()), "{l:?}"),
+        v => panic!("{v:?}"),
+    }
 }

@@ -20,6 +20,7 @@ use crate::control::{udp, Outbox, Transmit, Update};
 use crate::dataplane::icmp::{icmp_error_in_place, IcmpKind};
 use crate::dataplane::{Counts, Event, Plan, Reason};
 use crate::dpdk::{Mbuf, Mempool, RingConsumer, TxQueue, MAX_BURST};
+use crate::ipsec::SaChange;
 use crate::mapcache::{MapCacheWriter, Neighbor, NeighborWriter};
 use crate::wire::LISP_CONTROL_PORT;
 
@@ -95,6 +96,11 @@ pub(super) struct Control {
     /// Kernel UDP sockets of a Map-Server/Map-Resolver without DPDK ports (role ms-mr), with
     /// the address each is bound to.
     udp: Vec<(UdpSocket, IpAddr)>,
+    /// SA changes from the IPsec manager, and each peer's RLOC ranges.
+    ipsec: Option<(
+        crossbeam::channel::Receiver<SaChange>,
+        Vec<Vec<ipnet::IpNet>>,
+    )>,
 }
 
 impl Control {
@@ -118,6 +124,7 @@ impl Control {
             next_usage_ms: 0,
             static_neighbors: Vec::new(),
             udp: Vec::new(),
+            ipsec: None,
             plan,
             cache,
             neighbors,
@@ -188,6 +195,7 @@ impl Control {
             }
         }
         busy |= self.poll_udp(now_ms);
+        busy |= self.poll_ipsec(now_ms);
         if now_ms >= self.next_usage_ms {
             self.next_usage_ms = now_ms + USAGE_EVERY_MS;
             self.cache.collect_usage(now_ms);
@@ -212,6 +220,40 @@ impl Control {
         self.cache.reclaim();
         self.neighbors.reclaim();
         busy
+    }
+
+    /// Follows the IPsec manager's SA changes: the RLOC ranges of each peer in `ranges` are
+    /// unreachable until its SA is up.
+    pub fn follow_ipsec(
+        &mut self,
+        rx: crossbeam::channel::Receiver<SaChange>,
+        ranges: Vec<Vec<ipnet::IpNet>>,
+        now_ms: u64,
+    ) {
+        for r in ranges.iter().flatten() {
+            self.plane
+                .set_range_reachable(*r, false, now_ms, &mut self.outbox);
+        }
+        self.ipsec = Some((rx, ranges));
+    }
+
+    fn poll_ipsec(&mut self, now_ms: u64) -> bool {
+        let Some((rx, ranges)) = &self.ipsec else {
+            return false;
+        };
+        let changes: Vec<SaChange> = rx.try_iter().collect();
+        let ranges = ranges.clone();
+        for c in &changes {
+            let (i, up) = match *c {
+                SaChange::Up(i) => (i, true),
+                SaChange::Down(i) => (i, false),
+            };
+            for r in ranges.get(i).into_iter().flatten() {
+                self.plane
+                    .set_range_reachable(*r, up, now_ms, &mut self.outbox);
+            }
+        }
+        !changes.is_empty()
     }
 
     /// Takes LISP control messages on a kernel UDP socket bound to `addr` (a Map-Server

@@ -50,6 +50,12 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot start thread {name}: {source}")]
+    Thread {
+        name: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot install the {signal} handler: {source}")]
     Signal {
         signal: &'static str,
@@ -82,6 +88,8 @@ struct Running {
     control: control::Control,
     ports: Vec<(String, Port)>,
     stop: StopFlag,
+    /// The thread that drives strongSwan (when IPsec peers are configured).
+    ipsec: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Running {
@@ -284,6 +292,7 @@ fn start(cfg: &Config, eal: &Eal, pool: &Mempool, stop: &StopFlag) -> Result<Run
         ports,
         workers: Vec::new(),
         stop: stop.clone(),
+        ipsec: None,
     };
     if running.ports.is_empty() && cfg.map_server.enabled {
         // No DPDK port (role ms-mr): the Map-Server/Map-Resolver listens on kernel sockets.
@@ -300,6 +309,26 @@ fn start(cfg: &Config, eal: &Eal, pool: &Mempool, stop: &StopFlag) -> Result<Run
                 .map_err(|source| AppError::ControlSocket { addr, source })?;
             tracing::info!(%addr, "Map-Server/Map-Resolver listening (kernel UDP)");
         }
+    }
+    if !cfg.ipsec.peers.is_empty() {
+        let (tx, rx) = crossbeam::channel::unbounded();
+        let ranges = cfg
+            .ipsec
+            .peers
+            .iter()
+            .map(|p| p.remote_rlocs.clone())
+            .collect();
+        running.control.follow_ipsec(rx, ranges, 0);
+        let (ipsec, st) = (cfg.ipsec.clone(), stop.clone());
+        let rloc = cfg.lisp.rlocs.first().copied();
+        let h = std::thread::Builder::new()
+            .name("pxtr-ipsec".into())
+            .spawn(move || crate::ipsec::manage(ipsec, rloc, st, tx))
+            .map_err(|source| AppError::Thread {
+                name: "pxtr-ipsec",
+                source,
+            })?;
+        running.ipsec = Some(h);
     }
     running.control.static_neighbors = cfg
         .ports
@@ -523,6 +552,9 @@ fn log_stats(running: &Running) {
 fn shutdown(stop: &StopFlag, running: &mut Running) -> Result<Vec<WorkerReport>, AppError> {
     tracing::info!("stopping workers");
     stop.stop();
+    if let Some(h) = running.ipsec.take() {
+        let _ = h.join();
+    }
     let mut reports = Vec::new();
     let mut first_err = None;
     for (join, _) in running.workers.drain(..) {

@@ -303,6 +303,14 @@ impl ControlPlane {
         self.settle(now_ms, out);
     }
 
+    /// RLOCs in `range` became reachable or not from outside (the IPsec SA to their xTR).
+    pub fn set_range_reachable(&mut self, range: IpNet, up: bool, now_ms: u64, out: &mut Outbox) {
+        if let Some(itr) = &mut self.itr {
+            itr.set_range_reachable(range, up, out);
+        }
+        self.settle(now_ms, out);
+    }
+
     /// LISP data from the site of `eid` carried locator-status-bits `lsb`.
     pub fn on_locator_status(
         &mut self,

@@ -4,8 +4,108 @@
 
 pub mod vici;
 
-use crate::config::{IpsecAuth, IpsecMode, IpsecPeer};
-use vici::Section;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crossbeam::channel::Sender;
+
+use crate::config::{Ipsec, IpsecAuth, IpsecMode, IpsecPeer};
+use crate::dpdk::StopFlag;
+use vici::{Client, Section};
+
+/// An SA to the peer of this index (in `ipsec.peers`) came up or went down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaChange {
+    Up(usize),
+    Down(usize),
+}
+
+/// The peer a VICI event (`child-updown`, `ike-updown`) is about and whether its SA is up
+/// now: charon names the IKE SA section after the connection (our peer's name) and adds
+/// `up = yes` when it came up. An IKE SA coming up says nothing of the child yet.
+pub fn sa_event(name: &str, msg: &Section, peers: &[IpsecPeer]) -> Option<SaChange> {
+    let up = msg.str("up").as_deref() == Some("yes");
+    let index = msg.entries.iter().find_map(|(k, v)| {
+        matches!(v, vici::Value::Section(_))
+            .then(|| peers.iter().position(|p| &p.name == k))
+            .flatten()
+    })?;
+    match (name, up) {
+        ("child-updown", true) => Some(SaChange::Up(index)),
+        ("child-updown", false) | ("ike-updown", false) => Some(SaChange::Down(index)),
+        _ => None,
+    }
+}
+
+/// Runs until `stop`: connects to charon's VICI socket (again after losing it), loads every
+/// peer's key and connection, and reports SA changes on `tx`. Losing charon reports every
+/// peer down.
+pub fn manage(ipsec: Ipsec, local_rloc: Option<IpAddr>, stop: StopFlag, tx: Sender<SaChange>) {
+    let path = PathBuf::from(&ipsec.vici_socket);
+    let mode = match ipsec.mode {
+        // Userspace ESP works on any kernel; an XFRM interface needs kernel ESP (issue #7
+        // decides per host).
+        IpsecMode::Auto => IpsecMode::Libipsec,
+        m => m,
+    };
+    let mut warned = false;
+    while !stop.is_stopped() {
+        let mut c = match Client::connect(&path, Duration::from_secs(1)) {
+            Ok(c) => c,
+            Err(e) => {
+                if !warned {
+                    tracing::warn!(%e, "strongSwan not reachable over VICI yet: IPsec peers stay unreachable; retrying");
+                    warned = true;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
+        warned = false;
+        tracing::info!(socket = %path.display(), "connected to strongSwan");
+        for (i, p) in ipsec.peers.iter().enumerate() {
+            if p.auth == IpsecAuth::Psk {
+                if let Err(e) = c.call("load-shared", load_shared(p)) {
+                    tracing::error!(peer = %p.name, %e, "IPsec key not loaded");
+                }
+            }
+            let rloc = local_rloc
+                .or(p.local_address)
+                .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            match c.call("load-conn", load_conn(p, i, rloc, mode)) {
+                Ok(_) => tracing::info!(peer = %p.name, "IPsec connection loaded"),
+                Err(e) => tracing::error!(peer = %p.name, %e, "IPsec connection not loaded"),
+            }
+        }
+        for ev in ["child-updown", "ike-updown"] {
+            if let Err(e) = c.register(ev) {
+                tracing::error!(%e, event = ev, "cannot follow strongSwan's SA events");
+            }
+        }
+        loop {
+            if stop.is_stopped() {
+                return;
+            }
+            match c.next_event() {
+                Ok(Some((name, msg))) => {
+                    if let Some(change) = sa_event(&name, &msg, &ipsec.peers) {
+                        tracing::info!(?change, "IPsec SA");
+                        let _ = tx.send(change);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(%e, "lost strongSwan's VICI connection: IPsec peers down");
+                    for i in 0..ipsec.peers.len() {
+                        let _ = tx.send(SaChange::Down(i));
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
 
 /// The `if_id` of the XFRM interface of the `index`-th peer (its SAs and policies carry it,
 /// so the kernel routes the peer's RLOC ranges into that interface).
@@ -109,6 +209,45 @@ mod tests {
             psk: "0123456789abcdef".into(),
             ..IpsecPeer::default()
         }
+    }
+
+    #[test]
+    fn sa_events_name_the_peer_and_the_state() {
+        let peers = vec![
+            IpsecPeer {
+                name: "other".into(),
+                ..peer()
+            },
+            peer(),
+        ];
+        let ev = |up: bool, conn: &str| {
+            let m = Section::new().section(conn, Section::new().kv("uniqueid", "1"));
+            if up {
+                Section::new()
+                    .kv("up", "yes")
+                    .section(conn, m.sub(conn).unwrap().clone())
+            } else {
+                m
+            }
+        };
+        assert_eq!(
+            sa_event("child-updown", &ev(true, "cloud"), &peers),
+            Some(SaChange::Up(1))
+        );
+        assert_eq!(
+            sa_event("child-updown", &ev(false, "cloud"), &peers),
+            Some(SaChange::Down(1))
+        );
+        assert_eq!(
+            sa_event("ike-updown", &ev(false, "other"), &peers),
+            Some(SaChange::Down(0))
+        );
+        // IKE up alone is not a tunnel yet; a connection we did not load is not ours.
+        assert_eq!(sa_event("ike-updown", &ev(true, "cloud"), &peers), None);
+        assert_eq!(
+            sa_event("child-updown", &ev(true, "stranger"), &peers),
+            None
+        );
     }
 
     #[test]
