@@ -987,6 +987,18 @@ mod tests {
         }
     }
 
+    /// Each locator's reachability in the last mapping `out` installed.
+    fn reachability(out: &Outbox) -> Vec<(IpAddr, bool)> {
+        match out.updates.last() {
+            Some(Update::Map { mapping, .. }) => mapping
+                .locators
+                .iter()
+                .map(|l| (l.address, l.reachable))
+                .collect(),
+            u => panic!("{u:?}"),
+        }
+    }
+
     fn never(_: u32, _: IpNet, _: u64) -> bool {
         false
     }
@@ -1409,20 +1421,10 @@ mod tests {
         r.records[0].locators[0].priority = 2;
         itr.on_map_reply(&r, 0, &mut out);
         out.clear();
-        let state = |out: &Outbox| -> Vec<(IpAddr, bool)> {
-            match out.updates.last() {
-                Some(Update::Map { mapping, .. }) => mapping
-                    .locators
-                    .iter()
-                    .map(|l| (l.address, l.reachable))
-                    .collect(),
-                u => panic!("{u:?}"),
-            }
-        };
         // Bit 1 (A = PEER) clear.
         itr.on_locator_status(0, ip("10.1.1.99"), 0b01, 8, &mut out);
         assert_eq!(
-            state(&out),
+            reachability(&out),
             vec![(ip(PEER), false), (ip("203.0.113.10"), true)]
         );
         // The same bits again: nothing to do.
@@ -1432,7 +1434,7 @@ mod tests {
         // Both up again.
         itr.on_locator_status(0, ip("10.1.1.99"), 0b11, 8, &mut out);
         assert_eq!(
-            state(&out),
+            reachability(&out),
             vec![(ip(PEER), true), (ip("203.0.113.10"), true)]
         );
         // An EID we have no mapping for: nothing.
@@ -1455,18 +1457,8 @@ mod tests {
             0,
             &mut out,
         );
-        let state = |out: &Outbox| -> Vec<(IpAddr, bool)> {
-            match out.updates.last() {
-                Some(Update::Map { mapping, .. }) => mapping
-                    .locators
-                    .iter()
-                    .map(|l| (l.address, l.reachable))
-                    .collect(),
-                u => panic!("{u:?}"),
-            }
-        };
         assert_eq!(
-            state(&out),
+            reachability(&out),
             vec![(ip(PEER), false), (ip("192.0.2.77"), true)]
         );
         // Marking it down again changes nothing; the SA coming up brings it back.
@@ -1475,7 +1467,7 @@ mod tests {
         assert!(out.updates.is_empty());
         itr.set_range_reachable(net("203.0.113.0/24"), true, &mut out);
         assert_eq!(
-            state(&out),
+            reachability(&out),
             vec![(ip(PEER), true), (ip("192.0.2.77"), true)]
         );
         assert_eq!(itr.stats.ranges_changed, 2);
