@@ -36,8 +36,8 @@ impl Charon {
         std::fs::write(
             &conf,
             format!(
-                "charon {{\n  load_modular = no\n  load = random nonce openssl pem pkcs1 x509 pubkey \
-                 socket-default kernel-netlink kernel-libipsec vici kdf hmac sha1 sha2 aes gcm\n  \
+                "charon {{\n  load_modular = no\n  load = random nonce pem pkcs1 x509 pubkey \
+                 socket-default kernel-libipsec kernel-netlink vici kdf hmac sha1 sha2 aes gmp\n  \
                  plugins {{\n    vici {{\n      socket = unix://{}\n    }}\n  }}\n}}\n",
                 socket.display()
             ),
@@ -177,7 +177,7 @@ fn charon_takes_the_connection_and_key_pxtr_builds() {
         "{}\n[ipsec]\nvici_socket = \"{}\"\n[[ipsec.peers]]\nname = \"pxtr-peer\"\n\
          local_address = \"192.0.2.1\"\nremote_address = \"203.0.113.1\"\n\
          remote_rlocs = [\"203.0.113.0/24\"]\nauth = \"psk\"\npsk = \"0123456789abcdef-key\"\n\
-         ike_proposals = [\"aes256-sha256-modp2048\"]\nesp_proposals = [\"aes256gcm16\"]\n",
+         ike_proposals = [\"aes256-sha256-modp2048\"]\nesp_proposals = [\"aes256-sha256\"]\n",
         pxtr::config::EMBEDDED_LAB,
         charon.socket.display()
     );
