@@ -293,6 +293,13 @@ impl Etr {
         }
     }
 
+    /// Registers everything at once (a path to the Map-Servers just came up, e.g. an IPsec
+    /// SA): the periodic registration restarts from now.
+    pub fn register_now(&mut self, now_ms: u64, out: &mut Outbox) {
+        self.next_register_at = now_ms;
+        self.on_timer(now_ms, out);
+    }
+
     /// The earliest time [`Etr::on_timer`] has something to do.
     pub fn next_timer(&self) -> Option<u64> {
         (!self.cfg.map_servers.is_empty()).then_some(self.next_register_at)
@@ -690,6 +697,20 @@ mod tests {
         etr.on_timer(59_999, &mut out);
         assert!(out.transmits.is_empty());
         etr.on_timer(60_000, &mut out);
+        assert_eq!(registers(&mut out).len(), 2);
+    }
+
+    #[test]
+    fn register_now_restarts_the_period() {
+        let mut etr = etr();
+        let mut out = Outbox::default();
+        etr.on_timer(0, &mut out);
+        assert_eq!(registers(&mut out).len(), 2);
+        etr.register_now(5_000, &mut out);
+        assert_eq!(registers(&mut out).len(), 2, "at once");
+        etr.on_timer(60_000, &mut out);
+        assert!(out.transmits.is_empty(), "the next one a period after the last");
+        etr.on_timer(65_000, &mut out);
         assert_eq!(registers(&mut out).len(), 2);
     }
 

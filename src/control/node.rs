@@ -308,6 +308,12 @@ impl ControlPlane {
         if let Some(itr) = &mut self.itr {
             itr.set_range_reachable(range, up, out);
         }
+        // A tunnel just came up: registrations lost while it was down need not wait a minute.
+        if up {
+            if let Some(etr) = &mut self.etr {
+                etr.register_now(now_ms, out);
+            }
+        }
         self.settle(now_ms, out);
     }
 
