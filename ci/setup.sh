@@ -14,7 +14,7 @@ PACKAGES=(
   # static linking (cargo feature "static")
   libsystemd-dev
   # tests and lab: namespaces, veth, packet checks
-  iproute2 tshark
+  iproute2 iputils-ping tshark
   # IPsec to the cloud xTR: strongSwan's IKE daemon with its VICI plugin, and kernel-libipsec
   # (userspace ESP) for kernels without ESP
   strongswan-charon strongswan-libcharon libcharon-extra-plugins strongswan-swanctl

@@ -141,7 +141,7 @@ fn the_manager_reports_the_sa_to_the_cloud_xtr_up() {
     let mut conn = load_conn(
         &to_pxtr,
         0,
-        "203.0.113.1".parse().unwrap(),
+        "203.0.113.1/32".parse().unwrap(),
         IpsecMode::Libipsec,
     );
     // Only the enterprise side initiates.
@@ -179,7 +179,7 @@ fn the_manager_reports_the_sa_to_the_cloud_xtr_up() {
     let (tx, rx) = crossbeam::channel::unbounded();
     let st = stop.clone();
     let manager =
-        std::thread::spawn(move || manage(ipsec, Some("192.0.2.1".parse().unwrap()), st, tx));
+        std::thread::spawn(move || manage(ipsec, Some("192.0.2.1/32".parse().unwrap()), st, tx));
     let got = rx.recv_timeout(Duration::from_secs(30));
     stop.stop();
     manager.join().unwrap();

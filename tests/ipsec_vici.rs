@@ -49,8 +49,22 @@ impl Charon {
             .status()
             .unwrap();
         assert!(ok.success(), "ip netns add {ns}");
+        // Its own /run: charon's pid file is fixed at /var/run/charon.pid.
         let child = Command::new("ip")
-            .args(["netns", "exec", &ns, CHARON])
+            .args([
+                "netns",
+                "exec",
+                &ns,
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+            ])
+            .args([
+                "sh",
+                "-c",
+                &format!("mount -t tmpfs tmpfs /run && exec {CHARON}"),
+            ])
             .env("STRONGSWAN_CONF", &conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -115,7 +129,7 @@ fn charon_takes_the_connection_and_key_pxtr_builds() {
         load_conn(
             &peer,
             0,
-            "198.51.100.1".parse().unwrap(),
+            "198.51.100.1/32".parse().unwrap(),
             IpsecMode::Libipsec,
         ),
     )

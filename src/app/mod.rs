@@ -320,10 +320,18 @@ fn start(cfg: &Config, eal: &Eal, pool: &Mempool, stop: &StopFlag) -> Result<Run
             .collect();
         running.control.follow_ipsec(rx, ranges, 0);
         let (ipsec, st) = (cfg.ipsec.clone(), stop.clone());
-        let rloc = cfg.lisp.rlocs.first().copied();
+        // Our side of the tunnel: the subnet of the RLOC port our RLOC is on (the host's
+        // address there is inside it), else the RLOC alone.
+        let local_ts = cfg.lisp.rlocs.first().map(|r| {
+            cfg.ports
+                .iter()
+                .flat_map(|p| p.addresses.iter())
+                .find(|n| n.contains(r))
+                .map_or(ipnet::IpNet::from(*r), |n| n.trunc())
+        });
         let h = std::thread::Builder::new()
             .name("pxtr-ipsec".into())
-            .spawn(move || crate::ipsec::manage(ipsec, rloc, st, tx))
+            .spawn(move || crate::ipsec::manage(ipsec, local_ts, st, tx))
             .map_err(|source| AppError::Thread {
                 name: "pxtr-ipsec",
                 source,

@@ -709,7 +709,10 @@ mod tests {
         etr.register_now(5_000, &mut out);
         assert_eq!(registers(&mut out).len(), 2, "at once");
         etr.on_timer(60_000, &mut out);
-        assert!(out.transmits.is_empty(), "the next one a period after the last");
+        assert!(
+            out.transmits.is_empty(),
+            "the next one a period after the last"
+        );
         etr.on_timer(65_000, &mut out);
         assert_eq!(registers(&mut out).len(), 2);
     }

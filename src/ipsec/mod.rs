@@ -5,6 +5,8 @@
 pub mod vici;
 
 use std::net::IpAddr;
+
+use ipnet::IpNet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,6 +15,9 @@ use crossbeam::channel::Sender;
 use crate::config::{Ipsec, IpsecAuth, IpsecMode, IpsecPeer};
 use crate::dpdk::StopFlag;
 use vici::{Client, Section};
+
+/// How often a peer without a child SA is initiated again.
+const RETRY: Duration = Duration::from_secs(5);
 
 /// An SA to the peer of this index (in `ipsec.peers`) came up or went down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +46,12 @@ pub fn sa_event(name: &str, msg: &Section, peers: &[IpsecPeer]) -> Option<SaChan
 /// Runs until `stop`: connects to charon's VICI socket (again after losing it), loads every
 /// peer's key and connection, and reports SA changes on `tx`. Losing charon reports every
 /// peer down.
-pub fn manage(ipsec: Ipsec, local_rloc: Option<IpAddr>, stop: StopFlag, tx: Sender<SaChange>) {
+///
+/// `local_ts` is what our side of each child SA covers: the subnet of the RLOC port our RLOC is
+/// on. strongSwan 5.9's userspace ESP (kernel-libipsec) installs the route into its TUN only
+/// from a host address inside the local traffic selector, and the host's address on the RLOC
+/// port's subnet is one; our RLOC itself belongs to pxtr, not to the host.
+pub fn manage(ipsec: Ipsec, local_ts: Option<IpNet>, stop: StopFlag, tx: Sender<SaChange>) {
     let path = PathBuf::from(&ipsec.vici_socket);
     let mode = match ipsec.mode {
         // Userspace ESP works on any kernel; an XFRM interface needs kernel ESP (issue #7
@@ -70,10 +80,10 @@ pub fn manage(ipsec: Ipsec, local_rloc: Option<IpAddr>, stop: StopFlag, tx: Send
                     tracing::error!(peer = %p.name, %e, "IPsec key not loaded");
                 }
             }
-            let rloc = local_rloc
-                .or(p.local_address)
-                .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-            match c.call("load-conn", load_conn(p, i, rloc, mode)) {
+            let ts = local_ts
+                .or_else(|| p.local_address.map(IpNet::from))
+                .unwrap_or_else(|| IpNet::from(IpAddr::from([0, 0, 0, 0])));
+            match c.call("load-conn", load_conn(p, i, ts, mode)) {
                 Ok(_) => tracing::info!(peer = %p.name, "IPsec connection loaded"),
                 Err(e) => tracing::error!(peer = %p.name, %e, "IPsec connection not loaded"),
             }
@@ -83,14 +93,36 @@ pub fn manage(ipsec: Ipsec, local_rloc: Option<IpAddr>, stop: StopFlag, tx: Send
                 tracing::error!(%e, event = ev, "cannot follow strongSwan's SA events");
             }
         }
+        // Which peers have a child SA up; those without one are initiated again every few
+        // seconds (a first try can fail, e.g. before the host's tunnel routes exist).
+        let mut up = vec![false; ipsec.peers.len()];
+        let mut next_try = std::time::Instant::now() + RETRY;
         loop {
             if stop.is_stopped() {
                 return;
+            }
+            if std::time::Instant::now() >= next_try {
+                next_try = std::time::Instant::now() + RETRY;
+                for (i, p) in ipsec.peers.iter().enumerate() {
+                    if !up[i] {
+                        let req = Section::new()
+                            .kv("child", &p.name)
+                            .kv("ike", &p.name)
+                            .kv("timeout", "-1");
+                        if let Err(e) = c.call("initiate", req) {
+                            tracing::debug!(peer = %p.name, %e, "IPsec initiate");
+                        }
+                    }
+                }
             }
             match c.next_event() {
                 Ok(Some((name, msg))) => {
                     if let Some(change) = sa_event(&name, &msg, &ipsec.peers) {
                         tracing::info!(?change, "IPsec SA");
+                        match change {
+                            SaChange::Up(i) => up[i] = true,
+                            SaChange::Down(i) => up[i] = false,
+                        }
                         let _ = tx.send(change);
                     }
                 }
@@ -114,14 +146,10 @@ pub fn xfrm_if_id(index: usize) -> u32 {
 }
 
 /// The `load-conn` message for `peer` (the `index`-th, configuration validated): IKEv2 between
-/// its addresses, one child SA in tunnel mode from our RLOC `local_rloc` to the peer's RLOC
-/// ranges, brought up at once and kept up (dead-peer detection restarts it).
-pub fn load_conn(
-    peer: &IpsecPeer,
-    index: usize,
-    local_rloc: std::net::IpAddr,
-    mode: IpsecMode,
-) -> Section {
+/// its addresses, one child SA in tunnel mode from `local_ts` (our RLOC, or the subnet of the
+/// RLOC port it is on) to the peer's RLOC ranges, brought up at once and kept up (dead-peer
+/// detection restarts it).
+pub fn load_conn(peer: &IpsecPeer, index: usize, local_ts: IpNet, mode: IpsecMode) -> Section {
     let local = peer
         .local_address
         .map(|a| a.to_string())
@@ -150,13 +178,7 @@ pub fn load_conn(
         peer.esp_proposals.clone()
     };
     let mut child = Section::new()
-        .list(
-            "local_ts",
-            [format!(
-                "{local_rloc}/{}",
-                if local_rloc.is_ipv4() { 32 } else { 128 }
-            )],
-        )
+        .list("local_ts", [local_ts.trunc().to_string()])
         .list("remote_ts", peer.remote_rlocs.iter().map(|n| n.to_string()))
         .kv("mode", "tunnel")
         .list("esp_proposals", esp)
@@ -255,7 +277,7 @@ mod tests {
         let m = load_conn(
             &peer(),
             0,
-            "198.51.100.9".parse().unwrap(),
+            "198.51.100.9/32".parse().unwrap(),
             IpsecMode::Libipsec,
         );
         let c = m.sub("cloud").unwrap();
@@ -279,7 +301,12 @@ mod tests {
             child.get("if_id_in").is_none(),
             "libipsec: no XFRM interface"
         );
-        let x = load_conn(&peer(), 2, "198.51.100.9".parse().unwrap(), IpsecMode::Xfrm);
+        let x = load_conn(
+            &peer(),
+            2,
+            "198.51.100.9/32".parse().unwrap(),
+            IpsecMode::Xfrm,
+        );
         let child = x
             .sub("cloud")
             .unwrap()

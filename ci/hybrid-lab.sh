@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# The seed's hybrid cloud in network namespaces (issue #7, work in progress): the enterprise
+# PxTR-1 and the cloud xTR-1, each a `pxtr run` on DPDK net_tap ports with strongSwan beside it,
+# an IPsec tunnel between them across a WAN router, VM-A on the enterprise server subnet and
+# VM-B (which keeps its enterprise address) in the cloud.
+#
+#   ci/hybrid-lab.sh [--keep]     set up, run walk (a) VM-A -> VM-B, report, tear down
+#
+# Namespaces (all named pxlab-*), links and processes are removed at the end, on failure and on
+# Ctrl-C; --keep leaves them up (for poking around) until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
+keep=0
+[ "${1:-}" = "--keep" ] && keep=1
+
+PXTR=${PXTR:-target/release/pxtr}
+CHARON=/usr/lib/ipsec/charon
+DIR=$(mktemp -d /tmp/pxlab.XXXXXX)
+NS="pxlab-wan pxlab-px pxlab-xt pxlab-vma pxlab-vmb"
+KEY="hybrid-cloud-lab-psk-0123456789"
+SITE_KEY="hybrid-cloud-site-key"
+
+log() { echo "lab: $*" >&2; }
+inns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+teardown() {
+  set +e
+  for f in "$DIR"/*.pid; do
+    [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
+  done
+  sleep 3
+  for f in "$DIR"/*.pid; do
+    [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
+  done
+  for ns in $NS; do ip netns del "$ns" 2>/dev/null; done
+  if [ "$keep" = 0 ]; then rm -rf "$DIR"; else log "files kept in $DIR"; fi
+}
+trap teardown EXIT
+trap 'exit 130' INT TERM
+
+for ns in $NS; do ip netns del "$ns" 2>/dev/null || true; ip netns add "$ns"; inns "$ns" ip link set lo up; done
+
+# WAN: the router between the enterprise (198.51.100.0/24) and the cloud (203.0.113.0/24).
+ip link add px-wan netns pxlab-px type veth peer name wan-px netns pxlab-wan
+ip link add xt-wan netns pxlab-xt type veth peer name wan-xt netns pxlab-wan
+inns pxlab-wan ip addr add 198.51.100.254/24 dev wan-px
+inns pxlab-wan ip addr add 203.0.113.254/24 dev wan-xt
+inns pxlab-wan ip link set wan-px up
+inns pxlab-wan ip link set wan-xt up
+inns pxlab-wan sysctl -qw net.ipv4.ip_forward=1
+inns pxlab-px ip addr add 198.51.100.1/24 dev px-wan
+inns pxlab-px ip link set px-wan up
+inns pxlab-px ip route add default via 198.51.100.254
+inns pxlab-xt ip addr add 203.0.113.1/24 dev xt-wan
+inns pxlab-xt ip link set xt-wan up
+inns pxlab-xt ip route add default via 203.0.113.254
+for ns in pxlab-px pxlab-xt; do inns "$ns" sysctl -qw net.ipv4.ip_forward=1; done
+
+# The server subnets: a bridge in each appliance's namespace, the VM behind a veth.
+for side in px:vma:10.1.1.10 xt:vmb:10.1.1.20; do
+  IFS=: read -r a vm addr <<< "$side"
+  inns "pxlab-$a" ip link add br-eid type bridge
+  inns "pxlab-$a" ip link set br-eid up
+  ip link add "$vm-br" netns "pxlab-$a" type veth peer name eth0 netns "pxlab-$vm"
+  inns "pxlab-$a" ip link set "$vm-br" master br-eid up
+  inns "pxlab-$vm" ip addr add "$addr/24" dev eth0
+  inns "pxlab-$vm" ip link set eth0 up
+  inns "pxlab-$vm" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+done
+# VM-B keeps its enterprise address and gateway; xTR-1 answers for the gateway.
+inns pxlab-vmb ip route add default via 10.1.1.1
+
+# strongSwan beside each appliance: userspace ESP (kernel-libipsec, TUN ipsec0) and its own
+# /run.
+start_charon() {
+  local ns=$1 name=$2
+  mkdir -p "$DIR/$name"
+  cat > "$DIR/$name/strongswan.conf" <<EOF
+charon {
+  load_modular = no
+  load = random nonce pem pkcs1 x509 pubkey socket-default kernel-libipsec kernel-netlink vici kdf hmac sha1 sha2 aes gmp
+  install_routes = no
+  plugins {
+    vici { socket = unix://$DIR/$name/charon.vici }
+  }
+  filelog { f { path = $DIR/$name/charon.log
+    default = 1 } }
+}
+EOF
+  STRONGSWAN_CONF="$DIR/$name/strongswan.conf" ip netns exec "$ns" unshare --mount --propagation private \
+    sh -c "mount -t tmpfs tmpfs /run && exec $CHARON" > "$DIR/$name/charon.out" 2>&1 &
+  echo $! > "$DIR/charon-$name.pid"
+  for _ in $(seq 100); do [ -S "$DIR/$name/charon.vici" ] && return 0; sleep 0.1; done
+  log "charon in $ns did not start"; cat "$DIR/$name/charon.log" >&2; return 1
+}
+start_charon pxlab-px px
+start_charon pxlab-xt xt
+# The peer's RLOC subnet goes into the tunnel (userspace ESP reads it from ipsec0).
+inns pxlab-px ip route add 100.64.2.0/24 dev ipsec0
+inns pxlab-xt ip route add 100.64.1.0/24 dev ipsec0
+
+# The appliances' configurations.
+common() { # role, name, eid mac, rloc mac, rloc, peer rloc range, wan, peer wan, peer name, vici
+  cat <<EOF
+[appliance]
+name = "$2"
+role = "$1"
+[eal]
+hugepages = false
+memory_mb = 256
+in_memory = true
+file_prefix = "$2"
+[mempool]
+mbufs = 8191
+cache = 128
+[[ports]]
+name = "eid0"
+device = "net_tap0,iface=$2-eid,mac=$3"
+role = "eid"
+addresses = ["10.1.1.$([ "$1" = pxtr ] && echo 5 || echo 2)/24"]
+rx_descriptors = 256
+tx_descriptors = 256
+[[ports]]
+name = "rloc0"
+device = "net_tap1,iface=$2-rloc,mac=$4"
+role = "rloc"
+addresses = ["$5/24"]
+gateway = "${5%.*}.254"
+rx_descriptors = 256
+tx_descriptors = 256
+[lcores]
+control = 0
+workers = [
+  { lcore = 1, cpu = 1, port = "eid0", queue = 0 },
+  { lcore = 2, cpu = 1, port = "rloc0", queue = 0 },
+]
+[dataplane]
+idle = "adaptive"
+[lisp]
+rlocs = ["$5"]
+map_resolvers = ["100.64.1.1"]
+map_servers = [{ address = "100.64.1.1", key_id = 2, key = "$SITE_KEY" }]
+dynamic_eids = [{ name = "servers", iid = 0, prefix = "10.1.1.0/24", port = "eid0" }]
+[ipsec]
+mode = "libipsec"
+vici_socket = "${10}"
+[[ipsec.peers]]
+name = "$9"
+local_address = "$7"
+remote_address = "$8"
+remote_rlocs = ["$6"]
+auth = "psk"
+psk = "$KEY"
+ike_proposals = ["aes256-sha256-modp2048"]
+esp_proposals = ["aes256-sha256"]
+[control]
+stats_interval_s = 5
+EOF
+}
+common pxtr pxtr-1 02:00:00:00:01:01 02:00:00:00:01:02 100.64.1.1 100.64.2.0/24 \
+  198.51.100.1 203.0.113.1 to-xtr-1 "$DIR/px/charon.vici" > "$DIR/pxtr-1.toml"
+cat >> "$DIR/pxtr-1.toml" <<EOF
+[map_server]
+enabled = true
+sites = [{ name = "hybrid", key_id = 2, key = "$SITE_KEY", eid_prefixes = [{ prefix = "10.1.0.0/16", accept_more_specifics = true }] }]
+EOF
+common xtr xtr-1 02:00:00:00:02:01 02:00:00:00:02:02 100.64.2.1 100.64.1.0/24 \
+  203.0.113.1 198.51.100.1 to-pxtr-1 "$DIR/xt/charon.vici" > "$DIR/xtr-1.toml"
+# xTR-1 answers ARP for the enterprise gateway address VM-B keeps using.
+sed -i 's/^role = "eid"$/role = "eid"\nanswer_arp_for = ["10.1.1.1"]/' "$DIR/xtr-1.toml"
+
+start_pxtr() {
+  local ns=$1 name=$2 side=$3
+  RUST_LOG=info ip netns exec "$ns" "$PXTR" run --config "$DIR/$name.toml" > "$DIR/$name.log" 2>&1 &
+  echo $! > "$DIR/$name.pid"
+  # Ports started (DPDK sets the taps' MAC when it starts them).
+  for _ in $(seq 300); do
+    grep -q 'running; Ctrl-C' "$DIR/$name.log" && break
+    sleep 0.1
+  done
+  grep -q 'running; Ctrl-C' "$DIR/$name.log" || { log "$name did not start"; cat "$DIR/$name.log" >&2; return 1; }
+  # net_tap gives the kernel side of the tap the port's own MAC: the kernel's frames would look
+  # like pxtr's own to pxtr. The kernel side gets a MAC of its own.
+  inns "$ns" ip link set "$name-eid" address "02:00:00:00:e$side:01"
+  inns "$ns" ip link set "$name-rloc" address "02:00:00:00:e$side:02"
+  inns "$ns" ip link set "$name-eid" master br-eid up
+  inns "$ns" ip addr add "100.64.$side.254/24" dev "$name-rloc"
+  inns "$ns" ip link set "$name-rloc" up
+}
+start_pxtr pxlab-px pxtr-1 1
+start_pxtr pxlab-xt xtr-1 2
+
+# Wait for the tunnel.
+for _ in $(seq 100); do
+  grep -q 'IPsec SA change=Up' "$DIR/pxtr-1.log" && grep -q 'IPsec SA change=Up' "$DIR/xtr-1.log" && break
+  sleep 0.2
+done
+grep -q 'IPsec SA change=Up' "$DIR/pxtr-1.log" || { log "no IPsec SA"; tail -20 "$DIR/pxtr-1.log" >&2; exit 1; }
+log "IPsec SA up"
+
+# Everything that crosses the WAN is captured: it must be ESP, never cleartext LISP.
+ip netns exec pxlab-wan tshark -q -i wan-px -w "$DIR/wan.pcap" > "$DIR/tshark.out" 2>&1 &
+echo $! > "$DIR/tshark.pid"
+for _ in $(seq 100); do grep -q "Capturing on" "$DIR/tshark.out" && break; sleep 0.1; done
+
+# VM-B says hello to its gateway (xTR-1 detects it), then walk (a): VM-A pings VM-B.
+inns pxlab-vmb ping -c 2 -W 1 10.1.1.1 > /dev/null || true
+start=$(date +%s%N)
+ok=0
+for _ in $(seq 20); do
+  if inns pxlab-vma ping -c 1 -W 1 10.1.1.20 > /dev/null 2>&1; then ok=1; break; fi
+done
+if [ "$ok" = 1 ]; then
+  log "walk (a) VM-A -> VM-B: pass, first reply after $(( ($(date +%s%N) - start) / 1000000 )) ms"
+  inns pxlab-vma ping -c 5 -i 0.2 -W 1 10.1.1.20 > "$DIR/ping.out" 2>&1 || true
+  log "walk (a) then: $(grep -o '[0-9]* received' "$DIR/ping.out") of 5 pings"
+  kill -INT "$(cat "$DIR/tshark.pid")"; rm -f "$DIR/tshark.pid"; sleep 1
+  esp=$(tshark -r "$DIR/wan.pcap" -Y esp 2>/dev/null | wc -l)
+  clear=$(tshark -r "$DIR/wan.pcap" -Y 'lisp || lisp-data' 2>/dev/null | wc -l)
+  if [ "$esp" -gt 0 ] && [ "$clear" = 0 ]; then
+    log "WAN: $esp ESP packets, no cleartext LISP: pass"
+  else
+    log "WAN: $esp ESP packets, $clear cleartext LISP packets: FAIL"; exit 1
+  fi
+else
+  log "walk (a) VM-A -> VM-B: FAIL"
+  for f in "$DIR/pxtr-1.log" "$DIR/xtr-1.log"; do tail -n 30 "$f" >&2; done
+  if [ "$keep" = 1 ]; then log "kept up: Ctrl-C to tear down"; sleep infinity; fi
+  exit 1
+fi
+if [ "$keep" = 1 ]; then log "kept up: Ctrl-C to tear down"; sleep infinity; fi
+exit 0

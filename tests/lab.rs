@@ -1,0 +1,23 @@
+//! The hybrid-cloud lab (ci/hybrid-lab.sh, issue #7 in progress) end to end: two `pxtr run`
+//! appliances in network namespaces with strongSwan between them. Walk (a): VM-A reaches VM-B
+//! (proxy-ARP, Map-Request through the embedded Map-Resolver to xTR-1, LISP inside ESP), and
+//! only ESP — no cleartext LISP — crosses the WAN.
+
+use std::process::Command;
+
+#[test]
+fn walk_a_vm_a_reaches_vm_b_through_the_ipsec_tunnel() {
+    let out = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/ci/hybrid-lab.sh"))
+        .env("PXTR", env!("CARGO_BIN_EXE_pxtr"))
+        .output()
+        .expect("run ci/hybrid-lab.sh");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "lab failed:\n{err}");
+    assert!(err.contains("walk (a) VM-A -> VM-B: pass"), "{err}");
+    assert!(
+        err.contains("walk (a) then: 5 received of 5 pings"),
+        "{err}"
+    );
+    assert!(err.contains("no cleartext LISP: pass"), "{err}");
+}
