@@ -3,88 +3,21 @@
 //! IPsec manager loads the connection into one side, the test loads the mirror image into the
 //! other, and the manager reports the SA up — what makes a peer's RLOCs reachable.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use pxtr::config::{Ipsec, IpsecAuth, IpsecMode, IpsecPeer};
 use pxtr::dpdk::StopFlag;
 use pxtr::ipsec::vici::Client;
 use pxtr::ipsec::{load_conn, load_shared, manage, SaChange};
 
-const CHARON: &str = "/usr/lib/ipsec/charon";
+mod common;
+
+use common::charon::{Charon, Netns};
 
 fn ip(args: &[&str]) {
     let ok = Command::new("ip").args(args).status().expect("ip");
     assert!(ok.success(), "ip {}", args.join(" "));
-}
-
-/// A namespace with charon in it (its own /run, so two can run), removed on drop.
-struct Side {
-    ns: String,
-    socket: PathBuf,
-    charon: Child,
-}
-
-impl Side {
-    fn start(ns: &str, dir: &std::path::Path) -> Side {
-        std::fs::create_dir_all(dir).unwrap();
-        let socket = dir.join("charon.vici");
-        let _ = std::fs::remove_file(&socket);
-        let conf = dir.join("strongswan.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "charon {{\n  load_modular = no\n  load = random nonce pem pkcs1 x509 pubkey \
-                 socket-default kernel-libipsec kernel-netlink vici kdf hmac sha1 sha2 aes gmp\n  plugins {{\n    vici {{\n      socket = unix://{}\n    }}\n  }}\n  \
-                 filelog {{\n    f {{\n      path = {}\n      default = 1\n    }}\n  }}\n}}\n",
-                socket.display(),
-                dir.join("charon.log").display()
-            ),
-        )
-        .unwrap();
-        let charon = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns,
-                "unshare",
-                "--mount",
-                "--propagation",
-                "private",
-            ])
-            .args([
-                "sh",
-                "-c",
-                &format!("mount -t tmpfs tmpfs /run && exec {CHARON}"),
-            ])
-            .env("STRONGSWAN_CONF", &conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start charon");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !socket.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "charon in {ns} made no VICI socket"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Side {
-            ns: ns.into(),
-            socket,
-            charon,
-        }
-    }
-}
-
-impl Drop for Side {
-    fn drop(&mut self) {
-        let _ = self.charon.kill();
-        let _ = self.charon.wait();
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-    }
 }
 
 fn peer(name: &str, local: &str, remote: &str, remote_rloc: &str) -> IpsecPeer {
@@ -105,19 +38,14 @@ fn peer(name: &str, local: &str, remote: &str, remote_rloc: &str) -> IpsecPeer {
 
 #[test]
 fn the_manager_reports_the_sa_to_the_cloud_xtr_up() {
-    assert!(
-        std::path::Path::new(CHARON).exists(),
-        "{CHARON} is missing: ci/setup.sh installs strongswan-charon"
-    );
     let pid = std::process::id();
     let (na, nb) = (format!("pxsa-a-{pid}"), format!("pxsa-b-{pid}"));
     let (va, vb) = (format!("pxsa{pid}a"), format!("pxsa{pid}b"));
-    ip(&["netns", "add", &na]);
-    ip(&["netns", "add", &nb]);
+    // Namespaces first, so they go after the charons in them (drop order).
+    let (ns_a, ns_b) = (Netns::new(&na), Netns::new(&nb));
     let dir = std::env::temp_dir().join(format!("pxtr-ipsec-sa-{pid}"));
-    // Sides are dropped (charons killed, namespaces removed) whatever happens below.
-    let enterprise = Side::start(&na, &dir.join("a"));
-    let cloud = Side::start(&nb, &dir.join("b"));
+    let enterprise = Charon::start(&ns_a.0, &dir.join("a"));
+    let cloud = Charon::start(&ns_b.0, &dir.join("b"));
     ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb]);
     ip(&["link", "set", &va, "netns", &na]);
     ip(&["link", "set", &vb, "netns", &nb]);
@@ -183,15 +111,11 @@ fn the_manager_reports_the_sa_to_the_cloud_xtr_up() {
     let got = rx.recv_timeout(Duration::from_secs(30));
     stop.stop();
     manager.join().unwrap();
-    let log =
-        |side: &str| std::fs::read_to_string(dir.join(side).join("charon.log")).unwrap_or_default();
     assert_eq!(
         got,
         Ok(SaChange::Up(0)),
         "enterprise charon:\n{}\ncloud charon:\n{}",
-        log("a"),
-        log("b")
+        enterprise.log(),
+        cloud.log()
     );
-    drop(enterprise);
-    drop(cloud);
 }

@@ -3,109 +3,37 @@
 //! and the connection pxtr builds from an `[[ipsec.peers]]` entry, lists that connection back,
 //! and confirms the registration of the SA events pxtr follows.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pxtr::config::{IpsecAuth, IpsecMode, IpsecPeer};
 use pxtr::ipsec::vici::{Client, Error, Section, Value};
 use pxtr::ipsec::{load_conn, load_shared};
 
-const CHARON: &str = "/usr/lib/ipsec/charon";
+mod common;
 
-/// charon in namespace `ns`, with its VICI socket in `dir`; killed (and the namespace removed)
-/// on drop.
-struct Charon {
-    child: Child,
-    ns: String,
-    socket: PathBuf,
-}
+use common::charon::{Charon, Netns};
 
-impl Charon {
-    fn start() -> Charon {
-        assert!(
-            std::path::Path::new(CHARON).exists(),
-            "{CHARON} is missing: ci/setup.sh installs strongswan-charon"
-        );
-        let pid = std::process::id();
-        let dir = std::env::temp_dir().join(format!("pxtr-vici-{pid}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let socket = dir.join("charon.vici");
-        let _ = std::fs::remove_file(&socket);
-        let conf = dir.join("strongswan.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "charon {{\n  load_modular = no\n  load = random nonce pem pkcs1 x509 pubkey \
-                 socket-default kernel-libipsec kernel-netlink vici kdf hmac sha1 sha2 aes gmp\n  \
-                 plugins {{\n    vici {{\n      socket = unix://{}\n    }}\n  }}\n}}\n",
-                socket.display()
-            ),
-        )
-        .unwrap();
-        let ns = format!("pxtr-vici-{pid}");
-        let ok = Command::new("ip")
-            .args(["netns", "add", &ns])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "ip netns add {ns}");
-        // Its own /run: charon's pid file is fixed at /var/run/charon.pid.
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &ns,
-                "unshare",
-                "--mount",
-                "--propagation",
-                "private",
-            ])
-            .args([
-                "sh",
-                "-c",
-                &format!("mount -t tmpfs tmpfs /run && exec {CHARON}"),
-            ])
-            .env("STRONGSWAN_CONF", &conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start charon");
-        let c = Charon { child, ns, socket };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !c.socket.exists() {
-            assert!(Instant::now() < deadline, "charon made no VICI socket");
-            std::thread::sleep(Duration::from_millis(50));
+fn client(c: &Charon) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Client::connect(&c.socket, Duration::from_secs(10)) {
+            Ok(client) => return client,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("VICI connect: {e}"),
         }
-        c
-    }
-
-    fn client(&self) -> Client {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match Client::connect(&self.socket, Duration::from_secs(10)) {
-                Ok(c) => return c,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => panic!("VICI connect: {e}"),
-            }
-        }
-    }
-}
-
-impl Drop for Charon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
     }
 }
 
 #[test]
 fn charon_takes_the_connection_and_key_pxtr_builds() {
-    let charon = Charon::start();
-    let mut c = charon.client();
+    let pid = std::process::id();
+    let ns = Netns::new(&format!("pxtr-vici-{pid}"));
+    let charon = Charon::start(
+        &ns.0,
+        &std::env::temp_dir().join(format!("pxtr-vici-{pid}")),
+    );
+    let mut c = client(&charon);
     let v = c.call("version", Section::new()).expect("version");
     assert_eq!(v.str("daemon").as_deref(), Some("charon"));
     assert!(
