@@ -4,7 +4,7 @@
 # an IPsec tunnel between them across a WAN router, VM-A on the enterprise server subnet and
 # VM-B (which keeps its enterprise address) in the cloud.
 #
-#   ci/hybrid-lab.sh [--keep]     set up, run walk (a) VM-A -> VM-B, report, tear down
+#   ci/hybrid-lab.sh [--keep]     set up, run walks (a) VM-A -> VM-B and (b) branch -> VM-B, report, tear down
 #
 # Namespaces (all named pxlab-*), links and processes are removed at the end, on failure and on
 # Ctrl-C; --keep leaves them up (for poking around) until Ctrl-C.
@@ -17,7 +17,7 @@ keep=0
 PXTR=${PXTR:-target/release/pxtr}
 CHARON=/usr/lib/ipsec/charon
 DIR=$(mktemp -d /tmp/pxlab.XXXXXX)
-NS="pxlab-wan pxlab-px pxlab-xt pxlab-vma pxlab-vmb"
+NS="pxlab-wan pxlab-px pxlab-xt pxlab-vma pxlab-vmb pxlab-gw pxlab-br"
 KEY="hybrid-cloud-lab-psk-0123456789"
 SITE_KEY="hybrid-cloud-site-key"
 
@@ -70,6 +70,20 @@ for side in px:vma:10.1.1.10 xt:vmb:10.1.1.20; do
 done
 # VM-B keeps its enterprise address and gateway; xTR-1 answers for the gateway.
 inns pxlab-vmb ip route add default via 10.1.1.1
+# The enterprise gateway (10.1.1.1 on the server subnet) and a non-LISP branch behind it.
+ip link add gw-br netns pxlab-px type veth peer name eth0 netns pxlab-gw
+inns pxlab-px ip link set gw-br master br-eid up
+ip link add eth1 netns pxlab-gw type veth peer name eth0 netns pxlab-br
+inns pxlab-gw ip addr add 10.1.1.1/24 dev eth0
+inns pxlab-gw ip addr add 172.20.0.1/24 dev eth1
+inns pxlab-gw ip link set eth0 up
+inns pxlab-gw ip link set eth1 up
+inns pxlab-gw sysctl -qw net.ipv4.ip_forward=1
+inns pxlab-gw sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+inns pxlab-br ip addr add 172.20.0.10/24 dev eth0
+inns pxlab-br ip link set eth0 up
+inns pxlab-br ip route add default via 172.20.0.1
+inns pxlab-br sysctl -qw net.ipv6.conf.all.disable_ipv6=1
 
 # strongSwan beside each appliance: userspace ESP (kernel-libipsec, TUN ipsec0) and its own
 # /run.
@@ -167,8 +181,12 @@ sites = [{ name = "hybrid", key_id = 2, key = "$SITE_KEY", eid_prefixes = [{ pre
 EOF
 common xtr xtr-1 02:00:00:00:02:01 02:00:00:00:02:02 100.64.2.1 100.64.1.0/24 \
   203.0.113.1 198.51.100.1 to-pxtr-1 "$DIR/xt/charon.vici" > "$DIR/xtr-1.toml"
-# xTR-1 answers ARP for the enterprise gateway address VM-B keeps using.
+# xTR-1 answers ARP for the enterprise gateway address VM-B keeps using, and sends traffic for
+# non-LISP destinations to PxTR-1 as its PETR; PxTR-1 hands what it decapsulates for them to
+# the enterprise gateway.
 sed -i 's/^role = "eid"$/role = "eid"\nanswer_arp_for = ["10.1.1.1"]/' "$DIR/xtr-1.toml"
+sed -i 's/^map_resolvers = .*/&\npetrs = ["100.64.1.1"]/' "$DIR/xtr-1.toml"
+sed -i 's/^role = "eid"$/role = "eid"\ngateway = "10.1.1.1"/' "$DIR/pxtr-1.toml"
 
 start_pxtr() {
   local ns=$1 name=$2 side=$3
@@ -215,6 +233,21 @@ if [ "$ok" = 1 ]; then
   log "walk (a) VM-A -> VM-B: pass, first reply after $(( ($(date +%s%N) - start) / 1000000 )) ms"
   inns pxlab-vma ping -c 5 -i 0.2 -W 1 10.1.1.20 > "$DIR/ping.out" 2>&1 || true
   log "walk (a) then: $(grep -o '[0-9]* received' "$DIR/ping.out") of 5 pings"
+  # Walk (b): a host of the non-LISP branch reaches VM-B through the enterprise gateway, which
+  # PxTR-1 answers ARP for VM-B to; VM-B's replies come back through PxTR-1 as PETR.
+  start=$(date +%s%N)
+  okb=0
+  for _ in $(seq 20); do
+    if inns pxlab-br ping -c 1 -W 1 10.1.1.20 > /dev/null 2>&1; then okb=1; break; fi
+  done
+  if [ "$okb" = 1 ]; then
+    log "walk (b) branch -> VM-B: pass, first reply after $(( ($(date +%s%N) - start) / 1000000 )) ms"
+  else
+    log "walk (b) branch -> VM-B: FAIL"
+    for f in "$DIR/pxtr-1.log" "$DIR/xtr-1.log"; do tail -n 30 "$f" >&2; done
+    if [ "$keep" = 1 ]; then log "kept up: Ctrl-C to tear down"; sleep infinity; fi
+    exit 1
+  fi
   kill -INT "$(cat "$DIR/tshark.pid")"; rm -f "$DIR/tshark.pid"; sleep 1
   esp=$(tshark -r "$DIR/wan.pcap" -Y esp 2>/dev/null | wc -l)
   clear=$(tshark -r "$DIR/wan.pcap" -Y 'lisp || lisp-data' 2>/dev/null | wc -l)

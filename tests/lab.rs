@@ -1,12 +1,14 @@
 //! The hybrid-cloud lab (ci/hybrid-lab.sh, issue #7 in progress) end to end: two `pxtr run`
 //! appliances in network namespaces with strongSwan between them. Walk (a): VM-A reaches VM-B
-//! (proxy-ARP, Map-Request through the embedded Map-Resolver to xTR-1, LISP inside ESP), and
-//! only ESP — no cleartext LISP — crosses the WAN.
+//! (proxy-ARP, Map-Request through the embedded Map-Resolver to xTR-1, LISP inside ESP). Walk
+//! (b): a non-LISP branch host reaches VM-B through the enterprise gateway (proxy-ARP to the
+//! gateway; VM-B's replies through PxTR-1 as PETR). Only ESP — no cleartext LISP — crosses the
+//! WAN.
 
 use std::process::Command;
 
 #[test]
-fn walk_a_vm_a_reaches_vm_b_through_the_ipsec_tunnel() {
+fn walks_a_and_b_reach_vm_b_through_the_ipsec_tunnel() {
     let out = Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/ci/hybrid-lab.sh"))
         .env("PXTR", env!("CARGO_BIN_EXE_pxtr"))
