@@ -14,7 +14,12 @@ cd "$(dirname "$0")/.."
 keep=0
 [ "${1:-}" = "--keep" ] && keep=1
 
-PXTR=${PXTR:-target/release/pxtr}
+if [ -z "${PXTR:-}" ]; then
+  # Run by hand: what it needs (strongSwan, tshark, ping, DPDK) and a release build.
+  ci/setup.sh >&2
+  cargo build --locked --release >&2
+  PXTR=target/release/pxtr
+fi
 CHARON=/usr/lib/ipsec/charon
 DIR=$(mktemp -d /tmp/pxlab.XXXXXX)
 NS="pxlab-wan pxlab-px pxlab-xt pxlab-vma pxlab-vmb pxlab-gw pxlab-br"
