@@ -4,7 +4,8 @@
 # an IPsec tunnel between them across a WAN router, VM-A on the enterprise server subnet and
 # VM-B (which keeps its enterprise address) in the cloud.
 #
-#   ci/hybrid-lab.sh [--keep]     set up, run walks (a) VM-A -> VM-B and (b) branch -> VM-B, report, tear down
+#   ci/hybrid-lab.sh [--keep]   set up; run walks (a) VM-A -> VM-B, (b) branch -> VM-B, (c) VM-A to the
+#                               cloud and back; report; tear down
 #
 # Namespaces (all named pxlab-*), links and processes are removed at the end, on failure and on
 # Ctrl-C; --keep leaves them up (for poking around) until Ctrl-C.
@@ -75,6 +76,7 @@ for side in px:vma:10.1.1.10 xt:vmb:10.1.1.20; do
 done
 # VM-B keeps its enterprise address and gateway; xTR-1 answers for the gateway.
 inns pxlab-vmb ip route add default via 10.1.1.1
+inns pxlab-vma ip route add default via 10.1.1.1
 # The enterprise gateway (10.1.1.1 on the server subnet) and a non-LISP branch behind it.
 ip link add gw-br netns pxlab-px type veth peer name eth0 netns pxlab-gw
 inns pxlab-px ip link set gw-br master br-eid up
@@ -253,6 +255,35 @@ if [ "$ok" = 1 ]; then
     if [ "$keep" = 1 ]; then log "kept up: Ctrl-C to tear down"; sleep infinity; fi
     exit 1
   fi
+  # Walk (c): a cold move of VM-A to the cloud and back while the branch keeps talking to it.
+  # Moving it is moving its link to the other site's server subnet; it keeps its address.
+  # Each time it says hello to its gateway (as a booting VM would): the site it is at detects
+  # it, registers it, the Map-Server tells the old site, which withdraws it (and, at the
+  # enterprise, announces VM-A at PxTR-1's MAC so the gateway sends to PxTR-1).
+  move() { # from, to
+    inns "pxlab-$1" ip link set vma-br netns "pxlab-$2"
+    inns "pxlab-$2" ip link set vma-br master br-eid up
+    inns pxlab-vma ping -c 1 -W 1 10.1.1.1 > /dev/null 2>&1 || true
+  }
+  reach_vma() { # label
+    local t0 ok=0
+    t0=$(date +%s%N)
+    for _ in $(seq 30); do
+      if inns pxlab-br ping -c 1 -W 1 10.1.1.10 > /dev/null 2>&1; then ok=1; break; fi
+    done
+    if [ "$ok" = 1 ]; then
+      log "walk (c) $1: pass, traffic again after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+    else
+      log "walk (c) $1: FAIL"
+      for f in "$DIR/pxtr-1.log" "$DIR/xtr-1.log"; do tail -n 30 "$f" >&2; done
+      exit 1
+    fi
+  }
+  reach_vma "branch -> VM-A at the enterprise"
+  move px xt
+  reach_vma "VM-A moved to the cloud"
+  move xt px
+  reach_vma "VM-A moved back"
   kill -INT "$(cat "$DIR/tshark.pid")"; rm -f "$DIR/tshark.pid"; sleep 1
   esp=$(tshark -r "$DIR/wan.pcap" -Y esp 2>/dev/null | wc -l)
   clear=$(tshark -r "$DIR/wan.pcap" -Y 'lisp || lisp-data' 2>/dev/null | wc -l)

@@ -2,13 +2,14 @@
 //! appliances in network namespaces with strongSwan between them. Walk (a): VM-A reaches VM-B
 //! (proxy-ARP, Map-Request through the embedded Map-Resolver to xTR-1, LISP inside ESP). Walk
 //! (b): a non-LISP branch host reaches VM-B through the enterprise gateway (proxy-ARP to the
-//! gateway; VM-B's replies through PxTR-1 as PETR). Only ESP — no cleartext LISP — crosses the
-//! WAN.
+//! gateway; VM-B's replies through PxTR-1 as PETR). Walk (c): VM-A moves to the cloud and back
+//! while the branch keeps reaching it (registration, Map-Notify to the old site, withdrawal,
+//! gratuitous ARP). Only ESP — no cleartext LISP — crosses the WAN.
 
 use std::process::Command;
 
 #[test]
-fn walks_a_and_b_reach_vm_b_through_the_ipsec_tunnel() {
+fn the_seeds_walks_and_a_cold_move_through_the_ipsec_tunnel() {
     let out = Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/ci/hybrid-lab.sh"))
         .env("PXTR", env!("CARGO_BIN_EXE_pxtr"))
