@@ -284,6 +284,31 @@ if [ "$ok" = 1 ]; then
   reach_vma "VM-A moved to the cloud"
   move xt px
   reach_vma "VM-A moved back"
+
+  # Failure: the IPsec SAs go down (strongSwan tears PxTR-1's IKE SA and its children down).
+  # PxTR-1 marks xTR-1's RLOCs unreachable at once; the SA comes back (xTR-1 restarts it on the
+  # DELETE, and PxTR-1's manager initiates peers without one every 5 s), and with it the traffic.
+  count() { grep -c "IPsec SA change=$1" "$DIR/pxtr-1.log" || true; }
+  downs=$(count Down); ups=$(count Up)
+  swanctl --terminate --ike to-xtr-1 --uri "unix://$DIR/px/charon.vici" > /dev/null 2>&1 || true
+  t0=$(date +%s%N)
+  okf=0
+  for _ in $(seq 30); do
+    if inns pxlab-br ping -c 1 -W 1 10.1.1.20 > /dev/null 2>&1; then okf=1; break; fi
+  done
+  back=$(( ($(date +%s%N) - t0) / 1000000 ))
+  # The manager saw it go down and come back (its log may trail the traffic a little).
+  for _ in $(seq 100); do
+    [ "$(count Down)" -gt "$downs" ] && [ "$(count Up)" -gt "$ups" ] && break
+    sleep 0.1
+  done
+  if [ "$okf" = 1 ] && [ "$(count Down)" -gt "$downs" ] && [ "$(count Up)" -gt "$ups" ]; then
+    log "failure: IPsec SA down and back: pass, traffic again after $back ms"
+  else
+    log "failure: IPsec SA down and back: FAIL"
+    grep 'IPsec' "$DIR/pxtr-1.log" | tail -5 >&2
+    exit 1
+  fi
   kill -INT "$(cat "$DIR/tshark.pid")"; rm -f "$DIR/tshark.pid"; sleep 1
   esp=$(tshark -r "$DIR/wan.pcap" -Y esp 2>/dev/null | wc -l)
   clear=$(tshark -r "$DIR/wan.pcap" -Y 'lisp || lisp-data' 2>/dev/null | wc -l)

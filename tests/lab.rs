@@ -4,7 +4,8 @@
 //! (b): a non-LISP branch host reaches VM-B through the enterprise gateway (proxy-ARP to the
 //! gateway; VM-B's replies through PxTR-1 as PETR). Walk (c): VM-A moves to the cloud and back
 //! while the branch keeps reaching it (registration, Map-Notify to the old site, withdrawal,
-//! gratuitous ARP). Only ESP — no cleartext LISP — crosses the WAN.
+//! gratuitous ARP). Failure: the IPsec SAs go down and come back, and with them the traffic.
+//! Only ESP — no cleartext LISP — crosses the WAN.
 
 use std::process::Command;
 

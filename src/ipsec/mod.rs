@@ -26,19 +26,42 @@ pub enum SaChange {
     Down(usize),
 }
 
-/// The peer a VICI event (`child-updown`, `ike-updown`) is about and whether its SA is up
-/// now: charon names the IKE SA section after the connection (our peer's name) and adds
-/// `up = yes` when it came up. An IKE SA coming up says nothing of the child yet.
-pub fn sa_event(name: &str, msg: &Section, peers: &[IpsecPeer]) -> Option<SaChange> {
+/// What a VICI event (`child-updown`, `ike-updown`) says of one of our peers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaEvent {
+    /// These child SAs (charon's unique ids) of peer `.0` came up.
+    ChildUp(usize, Vec<String>),
+    /// These child SAs of peer `.0` went down.
+    ChildDown(usize, Vec<String>),
+    /// The IKE SA of peer `.0` went down, and every child SA with it.
+    IkeDown(usize),
+}
+
+/// What a VICI event is about: charon names the IKE SA section after the connection (our
+/// peer's name), lists its child SAs under `child-sas` with their `uniqueid`, and adds
+/// `up = yes` when they came up. An IKE SA coming up says nothing of the children yet.
+pub fn sa_event(name: &str, msg: &Section, peers: &[IpsecPeer]) -> Option<SaEvent> {
     let up = msg.str("up").as_deref() == Some("yes");
-    let index = msg.entries.iter().find_map(|(k, v)| {
-        matches!(v, vici::Value::Section(_))
-            .then(|| peers.iter().position(|p| &p.name == k))
-            .flatten()
+    let (index, ike) = msg.entries.iter().find_map(|(k, v)| match v {
+        vici::Value::Section(s) => peers.iter().position(|p| &p.name == k).map(|i| (i, s)),
+        _ => None,
     })?;
+    let children: Vec<String> = ike
+        .sub("child-sas")
+        .map(|c| {
+            c.entries
+                .iter()
+                .filter_map(|(k, v)| match v {
+                    vici::Value::Section(s) => Some(s.str("uniqueid").unwrap_or_else(|| k.clone())),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     match (name, up) {
-        ("child-updown", true) => Some(SaChange::Up(index)),
-        ("child-updown", false) | ("ike-updown", false) => Some(SaChange::Down(index)),
+        ("child-updown", true) => Some(SaEvent::ChildUp(index, children)),
+        ("child-updown", false) => Some(SaEvent::ChildDown(index, children)),
+        ("ike-updown", false) => Some(SaEvent::IkeDown(index)),
         _ => None,
     }
 }
@@ -95,7 +118,10 @@ pub fn manage(ipsec: Ipsec, local_ts: Option<IpNet>, stop: StopFlag, tx: Sender<
         }
         // Which peers have a child SA up; those without one are initiated again every few
         // seconds (a first try can fail, e.g. before the host's tunnel routes exist).
-        let mut up = vec![false; ipsec.peers.len()];
+        // The child SAs up per peer: a peer is up while it has one (both sides initiating can
+        // leave two for a moment, and the one charon then deletes must not take the peer down).
+        let mut children: Vec<std::collections::HashSet<String>> =
+            vec![Default::default(); ipsec.peers.len()];
         let mut next_try = std::time::Instant::now() + RETRY;
         loop {
             if stop.is_stopped() {
@@ -104,7 +130,7 @@ pub fn manage(ipsec: Ipsec, local_ts: Option<IpNet>, stop: StopFlag, tx: Sender<
             if std::time::Instant::now() >= next_try {
                 next_try = std::time::Instant::now() + RETRY;
                 for (i, p) in ipsec.peers.iter().enumerate() {
-                    if !up[i] {
+                    if children[i].is_empty() {
                         let req = Section::new()
                             .kv("child", &p.name)
                             .kv("ike", &p.name)
@@ -117,13 +143,33 @@ pub fn manage(ipsec: Ipsec, local_ts: Option<IpNet>, stop: StopFlag, tx: Sender<
             }
             match c.next_event() {
                 Ok(Some((name, msg))) => {
-                    if let Some(change) = sa_event(&name, &msg, &ipsec.peers) {
-                        tracing::info!(?change, "IPsec SA");
-                        match change {
-                            SaChange::Up(i) => up[i] = true,
-                            SaChange::Down(i) => up[i] = false,
+                    if let Some(ev) = sa_event(&name, &msg, &ipsec.peers) {
+                        tracing::debug!(?ev, "IPsec SA event");
+                        let i = match &ev {
+                            SaEvent::ChildUp(i, _)
+                            | SaEvent::ChildDown(i, _)
+                            | SaEvent::IkeDown(i) => *i,
+                        };
+                        let was = !children[i].is_empty();
+                        match ev {
+                            SaEvent::ChildUp(_, ids) => children[i].extend(ids),
+                            SaEvent::ChildDown(_, ids) => {
+                                for id in ids {
+                                    children[i].remove(&id);
+                                }
+                            }
+                            SaEvent::IkeDown(_) => children[i].clear(),
                         }
-                        let _ = tx.send(change);
+                        let now = !children[i].is_empty();
+                        if now != was {
+                            let change = if now {
+                                SaChange::Up(i)
+                            } else {
+                                SaChange::Down(i)
+                            };
+                            tracing::info!(?change, peer = %ipsec.peers[i].name, "IPsec SA");
+                            let _ = tx.send(change);
+                        }
                     }
                 }
                 Ok(None) => {}
@@ -242,27 +288,29 @@ mod tests {
             },
             peer(),
         ];
+        // As charon sends them: the IKE SA named after the connection, its child SAs keyed by
+        // name and unique id.
         let ev = |up: bool, conn: &str| {
-            let m = Section::new().section(conn, Section::new().kv("uniqueid", "1"));
-            if up {
-                Section::new()
-                    .kv("up", "yes")
-                    .section(conn, m.sub(conn).unwrap().clone())
-            } else {
-                m
-            }
+            let ike = Section::new().kv("uniqueid", "1").section(
+                "child-sas",
+                Section::new().section(&format!("{conn}-7"), Section::new().kv("uniqueid", "7")),
+            );
+            let m = Section::new();
+            let m = if up { m.kv("up", "yes") } else { m };
+            m.section(conn, ike)
         };
+        let seven = vec!["7".to_string()];
         assert_eq!(
             sa_event("child-updown", &ev(true, "cloud"), &peers),
-            Some(SaChange::Up(1))
+            Some(SaEvent::ChildUp(1, seven.clone()))
         );
         assert_eq!(
             sa_event("child-updown", &ev(false, "cloud"), &peers),
-            Some(SaChange::Down(1))
+            Some(SaEvent::ChildDown(1, seven))
         );
         assert_eq!(
             sa_event("ike-updown", &ev(false, "other"), &peers),
-            Some(SaChange::Down(0))
+            Some(SaEvent::IkeDown(0))
         );
         // IKE up alone is not a tunnel yet; a connection we did not load is not ours.
         assert_eq!(sa_event("ike-updown", &ev(true, "cloud"), &peers), None);
