@@ -29,6 +29,18 @@ SITE_KEY="hybrid-cloud-site-key"
 
 log() { echo "lab: $*" >&2; }
 inns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+# Pings from namespace $1 to $2, one at a time, until one is answered (30 tries): succeeds and
+# sets $took (ms since the first try), or fails.
+until_reply() {
+  local t0
+  t0=$(date +%s%N)
+  for _ in $(seq 30); do
+    if inns "$1" ping -c 1 -W 1 "$2" > /dev/null 2>&1; then
+      took=$(( ($(date +%s%N) - t0) / 1000000 )); return 0
+    fi
+  done
+  return 1
+}
 
 teardown() {
   set +e
@@ -231,24 +243,14 @@ for _ in $(seq 100); do grep -q "Capturing on" "$DIR/tshark.out" && break; sleep
 
 # VM-B says hello to its gateway (xTR-1 detects it), then walk (a): VM-A pings VM-B.
 inns pxlab-vmb ping -c 2 -W 1 10.1.1.1 > /dev/null || true
-start=$(date +%s%N)
-ok=0
-for _ in $(seq 20); do
-  if inns pxlab-vma ping -c 1 -W 1 10.1.1.20 > /dev/null 2>&1; then ok=1; break; fi
-done
-if [ "$ok" = 1 ]; then
-  log "walk (a) VM-A -> VM-B: pass, first reply after $(( ($(date +%s%N) - start) / 1000000 )) ms"
+if until_reply pxlab-vma 10.1.1.20; then
+  log "walk (a) VM-A -> VM-B: pass, first reply after $took ms"
   inns pxlab-vma ping -c 5 -i 0.2 -W 1 10.1.1.20 > "$DIR/ping.out" 2>&1 || true
   log "walk (a) then: $(grep -o '[0-9]* received' "$DIR/ping.out") of 5 pings"
   # Walk (b): a host of the non-LISP branch reaches VM-B through the enterprise gateway, which
   # PxTR-1 answers ARP for VM-B to; VM-B's replies come back through PxTR-1 as PETR.
-  start=$(date +%s%N)
-  okb=0
-  for _ in $(seq 20); do
-    if inns pxlab-br ping -c 1 -W 1 10.1.1.20 > /dev/null 2>&1; then okb=1; break; fi
-  done
-  if [ "$okb" = 1 ]; then
-    log "walk (b) branch -> VM-B: pass, first reply after $(( ($(date +%s%N) - start) / 1000000 )) ms"
+  if until_reply pxlab-br 10.1.1.20; then
+    log "walk (b) branch -> VM-B: pass, first reply after $took ms"
   else
     log "walk (b) branch -> VM-B: FAIL"
     for f in "$DIR/pxtr-1.log" "$DIR/xtr-1.log"; do tail -n 30 "$f" >&2; done
@@ -266,13 +268,8 @@ if [ "$ok" = 1 ]; then
     inns pxlab-vma ping -c 1 -W 1 10.1.1.1 > /dev/null 2>&1 || true
   }
   reach_vma() { # label
-    local t0 ok=0
-    t0=$(date +%s%N)
-    for _ in $(seq 30); do
-      if inns pxlab-br ping -c 1 -W 1 10.1.1.10 > /dev/null 2>&1; then ok=1; break; fi
-    done
-    if [ "$ok" = 1 ]; then
-      log "walk (c) $1: pass, traffic again after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+    if until_reply pxlab-br 10.1.1.10; then
+      log "walk (c) $1: pass, traffic again after $took ms"
     else
       log "walk (c) $1: FAIL"
       for f in "$DIR/pxtr-1.log" "$DIR/xtr-1.log"; do tail -n 30 "$f" >&2; done
@@ -291,19 +288,15 @@ if [ "$ok" = 1 ]; then
   count() { grep -c "IPsec SA change=$1" "$DIR/pxtr-1.log" || true; }
   downs=$(count Down); ups=$(count Up)
   swanctl --terminate --ike to-xtr-1 --uri "unix://$DIR/px/charon.vici" > /dev/null 2>&1 || true
-  t0=$(date +%s%N)
   okf=0
-  for _ in $(seq 30); do
-    if inns pxlab-br ping -c 1 -W 1 10.1.1.20 > /dev/null 2>&1; then okf=1; break; fi
-  done
-  back=$(( ($(date +%s%N) - t0) / 1000000 ))
+  until_reply pxlab-br 10.1.1.20 && okf=1
   # The manager saw it go down and come back (its log may trail the traffic a little).
   for _ in $(seq 100); do
     [ "$(count Down)" -gt "$downs" ] && [ "$(count Up)" -gt "$ups" ] && break
     sleep 0.1
   done
   if [ "$okf" = 1 ] && [ "$(count Down)" -gt "$downs" ] && [ "$(count Up)" -gt "$ups" ]; then
-    log "failure: IPsec SA down and back: pass, traffic again after $back ms"
+    log "failure: IPsec SA down and back: pass, traffic again after $took ms"
   else
     log "failure: IPsec SA down and back: FAIL"
     grep 'IPsec' "$DIR/pxtr-1.log" | tail -5 >&2

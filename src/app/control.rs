@@ -68,8 +68,6 @@ pub struct ControlStats {
     pub control_no_neighbor: u64,
     /// Map-cache and neighbour-table updates refused (full, busy).
     pub update_failed: u64,
-    /// The control plane's own counters (per machine), as of the last poll.
-    pub plane: Vec<(&'static str, u64)>,
 }
 
 pub(super) struct Control {
@@ -354,7 +352,6 @@ impl Control {
             }
         }
         self.waiting = still;
-        self.stats.plane = self.plane.counters();
         did
     }
 

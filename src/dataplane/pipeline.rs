@@ -643,6 +643,8 @@ impl<B: PacketBuf> Pipeline<B> {
             self.st
                 .recheck_held(&cache, &neighbors, &mut gw, now_ms, out);
         }
+        // Extended-subnet ranges of this port (their sources are reported; usually none).
+        let extended = &plan.ports[in_port].extended;
         // Every frame's headers start loading before the first is parsed.
         for pkt in pkts.iter() {
             pkt.prefetch();
@@ -664,7 +666,6 @@ impl<B: PacketBuf> Pipeline<B> {
                     } else if infos[slot].ttl <= 1 {
                         punt(out, Reason::PuntTtlExpired, pkt, &mut self.st.counts);
                     } else {
-                        let extended = &plan.ports[in_port].extended;
                         if !extended.is_empty() {
                             self.st
                                 .source_seen(pkt.data(), in_port, extended, now_ms, out);
@@ -1437,18 +1438,24 @@ fn decap_strip<B: PacketBuf>(plan: &Plan, mut pkt: B, counts: &mut Counts) -> Op
         return None;
     }
     let inner = &pkt.data()[inner_at..inner_at + inner_len];
-    let (src, dst) = if v4 {
-        (
-            IpAddr::V4(Ipv4Addr::new(inner[12], inner[13], inner[14], inner[15])),
-            IpAddr::V4(Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19])),
-        )
-    } else {
-        let (mut s, mut d) = ([0u8; 16], [0u8; 16]);
-        s.copy_from_slice(&inner[8..24]);
-        d.copy_from_slice(&inner[24..40]);
-        (IpAddr::V6(Ipv6Addr::from(s)), IpAddr::V6(Ipv6Addr::from(d)))
+    // Source (at offset 12 / 8) and destination (16 / 24) of the inner IPv4 / IPv6 header.
+    let addr = |at4: usize, at6: usize| -> IpAddr {
+        if v4 {
+            IpAddr::V4(Ipv4Addr::new(
+                inner[at4],
+                inner[at4 + 1],
+                inner[at4 + 2],
+                inner[at4 + 3],
+            ))
+        } else {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&inner[at6..at6 + 16]);
+            IpAddr::V6(Ipv6Addr::from(a))
+        }
     };
-    let status = lsb.map(|(rloc, l)| (rloc, src, l, width));
+    let dst = addr(16, 24);
+    // The source only matters with locator-status-bits (rare): not read otherwise.
+    let status = lsb.map(|(rloc, l)| (rloc, addr(12, 8), l, width));
     // Keep ETH_LEN bytes in front of the inner packet for its new Ethernet header.
     if !pkt.adj(inner_at - ETH_LEN) {
         counts.inc(Reason::DropMalformed);
