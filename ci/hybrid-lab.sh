@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# The seed's hybrid cloud in network namespaces (issue #7, work in progress): the enterprise
-# PxTR-1 and the cloud xTR-1, each a `pxtr run` on DPDK net_tap ports with strongSwan beside it,
-# an IPsec tunnel between them across a WAN router, VM-A on the enterprise server subnet and
-# VM-B (which keeps its enterprise address) in the cloud.
+# The seed's hybrid cloud in network namespaces (issue #7): the enterprise PxTR-1 and the cloud
+# xTR-1, each a `pxtr run` on DPDK net_tap ports with strongSwan beside it, an IPsec tunnel
+# between them across a WAN router, VM-A and the enterprise gateway on the enterprise server
+# subnet, a non-LISP branch behind that gateway, and VM-B (which keeps its enterprise address)
+# in the cloud. The README's main command.
 #
-#   ci/hybrid-lab.sh [--keep]   set up; run walks (a) VM-A -> VM-B, (b) branch -> VM-B, (c) VM-A to the
-#                               cloud and back; report; tear down
+#   ci/hybrid-lab.sh [--keep]
+#
+# Sets it up, runs the walks — (a) VM-A -> VM-B, (b) branch -> VM-B, (c) VM-A moves to the
+# cloud and back — and the failures — PxTR-1's control core stalled for 5 s, the IPsec SA down
+# and back — checks that only ESP crossed the WAN, prints a table (one row per walk: pass or
+# FAIL, first-packet delay or time until traffic flows again), tears it down, and exits 0 only
+# if every row passed. Run by hand it installs what it needs (ci/setup.sh) and builds pxtr;
+# PXTR=path/to/pxtr skips both.
 #
 # Namespaces (all named pxlab-*), links and processes are removed at the end, on failure and on
-# Ctrl-C; --keep leaves them up (for poking around) until Ctrl-C.
+# Ctrl-C; --keep leaves them up (for poking around) until Ctrl-C. A second run starts afresh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
@@ -27,6 +34,8 @@ NS="pxlab-wan pxlab-px pxlab-xt pxlab-vma pxlab-vmb pxlab-gw pxlab-br"
 KEY="hybrid-cloud-lab-psk-0123456789"
 SITE_KEY="hybrid-cloud-site-key"
 
+# The script's own stdout and stderr, for the teardown.
+exec 3>&1 4>&2
 log() { echo "lab: $*" >&2; }
 inns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 # Pings from namespace $1 to $2, one at a time, until one is answered (30 tries): succeeds and
@@ -42,15 +51,66 @@ until_reply() {
   return 1
 }
 
+# Results: one row per walk or failure case, printed as a table at the end (also after a
+# failure or Ctrl-C).
+results=()
+failed=0
+record() { # name, pass|FAIL, detail
+  results+=("$1|$2|$3")
+  [ "$2" = pass ] || failed=1
+  log "$1: $2, $3"
+}
+# Records, as row $1, whether namespace $2 gets a reply from $3, and after how long.
+expect_reply() { # name, namespace, address, "first reply after" | "traffic again after"
+  if until_reply "$2" "$3"; then record "$1" pass "$4 $took ms"; else record "$1" FAIL "no reply in 30 tries"; fi
+}
+# The sum over PxTR-1's workers of a data-plane counter, from their latest statistics lines.
+counter() {
+  grep ' worker lcore=' "$DIR/pxtr-1.log" | awk -v k="$1" '{
+    l = ""
+    for (i = 1; i <= NF; i++) {
+      f = $i; sub(/^counts=/, "", f)
+      if (f ~ /^lcore=/) l = f
+      if (index(f, k "=") == 1) v[l] = substr(f, length(k) + 2)
+    }
+  } END { s = 0; for (x in v) s += v[x]; print s }'
+}
+summary() {
+  [ "${#results[@]}" -gt 0 ] || return 0
+  echo >&2
+  printf '%-44s %-6s %s\n' "WALK" "RESULT" "DETAIL" >&2
+  for r in "${results[@]}"; do
+    IFS='|' read -r n st d <<< "$r"
+    printf '%-44s %-6s %s\n' "$n" "$st" "$d" >&2
+  done
+  echo >&2
+}
+
 teardown() {
   set +e
+  # A Ctrl-C lands inside whatever runs, with its redirections (e.g. a ping's > ping.out):
+  # back to the script's own output first.
+  exec 1>&3 2>&4
+  summary
+  local pids=()
   for f in "$DIR"/*.pid; do
-    [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
+    [ -f "$f" ] && pids+=("$(cat "$f")")
   done
-  sleep 3
-  for f in "$DIR"/*.pid; do
-    [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
+  [ "${#pids[@]}" -gt 0 ] && kill "${pids[@]}" 2>/dev/null
+  # Up to 5 s to stop on SIGTERM (pxtr drains its ports, charon deletes its SAs), then SIGKILL.
+  for _ in $(seq 50); do
+    alive=0
+    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
   done
+  for p in "${pids[@]}"; do
+    if kill -0 "$p" 2>/dev/null; then
+      log "process $p did not stop on SIGTERM: killed"
+      kill -9 "$p" 2>/dev/null
+    fi
+  done
+  wait 2>/dev/null
   for ns in $NS; do ip netns del "$ns" 2>/dev/null; done
   if [ "$keep" = 0 ]; then rm -rf "$DIR"; else log "files kept in $DIR"; fi
 }
@@ -170,6 +230,9 @@ workers = [
 ]
 [dataplane]
 idle = "adaptive"
+# The first packets to an EID not resolved yet wait for the Map-Reply (a few per
+# destination), so the walks show the first-packet delay rather than a lost first ping.
+miss_policy = "queue"
 [lisp]
 rlocs = ["$5"]
 map_resolvers = ["100.64.1.1"]
@@ -188,7 +251,7 @@ psk = "$KEY"
 ike_proposals = ["aes256-sha256-modp2048"]
 esp_proposals = ["aes256-sha256"]
 [control]
-stats_interval_s = 5
+stats_interval_s = 1
 EOF
 }
 common pxtr pxtr-1 02:00:00:00:01:01 02:00:00:00:01:02 100.64.1.1 100.64.2.0/24 \
@@ -241,80 +304,98 @@ ip netns exec pxlab-wan tshark -q -i wan-px -w "$DIR/wan.pcap" > "$DIR/tshark.ou
 echo $! > "$DIR/tshark.pid"
 for _ in $(seq 100); do grep -q "Capturing on" "$DIR/tshark.out" && break; sleep 0.1; done
 
-# VM-B says hello to its gateway (xTR-1 detects it), then walk (a): VM-A pings VM-B.
+# Walk (a): VM-A pings VM-B. VM-B first says hello to its gateway (xTR-1 detects it); PxTR-1
+# answers VM-A's ARP for VM-B once the mapping system says VM-B is in the cloud.
 inns pxlab-vmb ping -c 2 -W 1 10.1.1.1 > /dev/null || true
 if until_reply pxlab-vma 10.1.1.20; then
-  log "walk (a) VM-A -> VM-B: pass, first reply after $took ms"
   inns pxlab-vma ping -c 5 -i 0.2 -W 1 10.1.1.20 > "$DIR/ping.out" 2>&1 || true
-  log "walk (a) then: $(grep -o '[0-9]* received' "$DIR/ping.out") of 5 pings"
-  # Walk (b): a host of the non-LISP branch reaches VM-B through the enterprise gateway, which
-  # PxTR-1 answers ARP for VM-B to; VM-B's replies come back through PxTR-1 as PETR.
-  if until_reply pxlab-br 10.1.1.20; then
-    log "walk (b) branch -> VM-B: pass, first reply after $took ms"
+  got=$(grep -o '[0-9]* received' "$DIR/ping.out" | cut -d' ' -f1)
+  if [ "${got:-0}" = 5 ]; then
+    record "walk (a) VM-A -> VM-B" pass "first reply after $took ms; then 5 of 5 pings"
   else
-    log "walk (b) branch -> VM-B: FAIL"
-    for f in "$DIR/pxtr-1.log" "$DIR/xtr-1.log"; do tail -n 30 "$f" >&2; done
-    if [ "$keep" = 1 ]; then log "kept up: Ctrl-C to tear down"; sleep infinity; fi
-    exit 1
-  fi
-  # Walk (c): a cold move of VM-A to the cloud and back while the branch keeps talking to it.
-  # Moving it is moving its link to the other site's server subnet; it keeps its address.
-  # Each time it says hello to its gateway (as a booting VM would): the site it is at detects
-  # it, registers it, the Map-Server tells the old site, which withdraws it (and, at the
-  # enterprise, announces VM-A at PxTR-1's MAC so the gateway sends to PxTR-1).
-  move() { # from, to
-    inns "pxlab-$1" ip link set vma-br netns "pxlab-$2"
-    inns "pxlab-$2" ip link set vma-br master br-eid up
-    inns pxlab-vma ping -c 1 -W 1 10.1.1.1 > /dev/null 2>&1 || true
-  }
-  reach_vma() { # label
-    if until_reply pxlab-br 10.1.1.10; then
-      log "walk (c) $1: pass, traffic again after $took ms"
-    else
-      log "walk (c) $1: FAIL"
-      for f in "$DIR/pxtr-1.log" "$DIR/xtr-1.log"; do tail -n 30 "$f" >&2; done
-      exit 1
-    fi
-  }
-  reach_vma "branch -> VM-A at the enterprise"
-  move px xt
-  reach_vma "VM-A moved to the cloud"
-  move xt px
-  reach_vma "VM-A moved back"
-
-  # Failure: the IPsec SAs go down (strongSwan tears PxTR-1's IKE SA and its children down).
-  # PxTR-1 marks xTR-1's RLOCs unreachable at once; the SA comes back (xTR-1 restarts it on the
-  # DELETE, and PxTR-1's manager initiates peers without one every 5 s), and with it the traffic.
-  count() { grep -c "IPsec SA change=$1" "$DIR/pxtr-1.log" || true; }
-  downs=$(count Down); ups=$(count Up)
-  swanctl --terminate --ike to-xtr-1 --uri "unix://$DIR/px/charon.vici" > /dev/null 2>&1 || true
-  okf=0
-  until_reply pxlab-br 10.1.1.20 && okf=1
-  # The manager saw it go down and come back (its log may trail the traffic a little).
-  for _ in $(seq 100); do
-    [ "$(count Down)" -gt "$downs" ] && [ "$(count Up)" -gt "$ups" ] && break
-    sleep 0.1
-  done
-  if [ "$okf" = 1 ] && [ "$(count Down)" -gt "$downs" ] && [ "$(count Up)" -gt "$ups" ]; then
-    log "failure: IPsec SA down and back: pass, traffic again after $took ms"
-  else
-    log "failure: IPsec SA down and back: FAIL"
-    grep 'IPsec' "$DIR/pxtr-1.log" | tail -5 >&2
-    exit 1
-  fi
-  kill -INT "$(cat "$DIR/tshark.pid")"; rm -f "$DIR/tshark.pid"; sleep 1
-  esp=$(tshark -r "$DIR/wan.pcap" -Y esp 2>/dev/null | wc -l)
-  clear=$(tshark -r "$DIR/wan.pcap" -Y 'lisp || lisp-data' 2>/dev/null | wc -l)
-  if [ "$esp" -gt 0 ] && [ "$clear" = 0 ]; then
-    log "WAN: $esp ESP packets, no cleartext LISP: pass"
-  else
-    log "WAN: $esp ESP packets, $clear cleartext LISP packets: FAIL"; exit 1
+    record "walk (a) VM-A -> VM-B" FAIL "first reply after $took ms; then ${got:-0} of 5 pings"
   fi
 else
-  log "walk (a) VM-A -> VM-B: FAIL"
-  for f in "$DIR/pxtr-1.log" "$DIR/xtr-1.log"; do tail -n 30 "$f" >&2; done
-  if [ "$keep" = 1 ]; then log "kept up: Ctrl-C to tear down"; sleep infinity; fi
-  exit 1
+  record "walk (a) VM-A -> VM-B" FAIL "no reply in 30 tries"
+fi
+
+# Walk (b): a host of the non-LISP branch reaches VM-B through the enterprise gateway, which
+# PxTR-1 answers ARP for VM-B to; VM-B's replies come back through PxTR-1 as PETR.
+expect_reply "walk (b) branch -> VM-B" pxlab-br 10.1.1.20 "first reply after"
+
+# Walk (c): a cold move of VM-A to the cloud and back while the branch keeps talking to it.
+# Moving it is moving its link to the other site's server subnet; it keeps its address. Each
+# time it says hello to its gateway (as a booting VM would): the site it is at detects it,
+# registers it, the Map-Server tells the old site, which withdraws it (and, at the enterprise,
+# announces VM-A at PxTR-1's MAC so the gateway sends to PxTR-1).
+move() { # from, to
+  inns "pxlab-$1" ip link set vma-br netns "pxlab-$2"
+  inns "pxlab-$2" ip link set vma-br master br-eid up
+  inns pxlab-vma ping -c 1 -W 1 10.1.1.1 > /dev/null 2>&1 || true
+}
+expect_reply "walk (c) branch -> VM-A at the enterprise" pxlab-br 10.1.1.10 "first reply after"
+move px xt
+expect_reply "walk (c) VM-A moved to the cloud" pxlab-br 10.1.1.10 "traffic again after"
+move xt px
+expect_reply "walk (c) VM-A moved back" pxlab-br 10.1.1.10 "traffic again after"
+
+# Failure: PxTR-1's control core stalls for 5 s (its thread stopped with ptrace; the workers
+# run on). The branch's flow to VM-B is cached: it must keep flowing, and PxTR-1 must notice.
+stalls() { grep -c 'the control core did not run' "$DIR/pxtr-1.log" || true; }
+before=$(stalls)
+python3 ci/stall-thread.py "$(cat "$DIR/pxtr-1.pid")" pxtr 5 > "$DIR/stall.out" 2>&1 &
+stall=$!
+echo "$stall" > "$DIR/stall.pid"   # killed at teardown: the thread goes on when it exits
+for _ in $(seq 50); do grep -q "tracing stop" "/proc/$(cat "$DIR/pxtr-1.pid")/task/$(cat "$DIR/pxtr-1.pid")/status" 2>/dev/null && break; sleep 0.1; done
+inns pxlab-br ping -c 20 -i 0.2 -W 1 10.1.1.20 > "$DIR/ping.out" 2>&1 || true
+wait "$stall" || true
+rm -f "$DIR/stall.pid"
+got=$(grep -o '[0-9]* received' "$DIR/ping.out" | cut -d' ' -f1)
+for _ in $(seq 30); do [ "$(stalls)" -gt "$before" ] && break; sleep 0.1; done
+seen=$(grep -o 'stalled_ms=[0-9]*' "$DIR/pxtr-1.log" | tail -1 | cut -d= -f2)
+if [ "$(stalls)" -gt "$before" ] && [ "${got:-0}" = 20 ]; then
+  record "failure: control core stalled" pass "${got} of 20 pings during the ${seen} ms stall"
+else
+  record "failure: control core stalled" FAIL "${got:-0} of 20 pings; $(cat "$DIR/stall.out"); stall logged: ${seen:-no}"
+fi
+
+# Failure: the IPsec SA goes down and stays down while the WAN is cut: PxTR-1 marks xTR-1's
+# RLOCs unreachable and counts the branch's packets to VM-B as dropped (no usable RLOC); when
+# the WAN is back, PxTR-1's manager brings the SA up again (it initiates peers without one
+# every 5 s), and with it the traffic.
+sa() { grep -c "IPsec SA change=$1" "$DIR/pxtr-1.log" || true; }
+downs=$(sa Down); ups=$(sa Up)
+drops0=$(counter drop_no_usable_rloc)
+inns pxlab-wan ip link set wan-px down
+swanctl --terminate --ike to-xtr-1 --force --uri "unix://$DIR/px/charon.vici" > /dev/null 2>&1 || true
+for _ in $(seq 50); do [ "$(sa Down)" -gt "$downs" ] && break; sleep 0.1; done
+inns pxlab-br ping -c 3 -i 0.2 -W 1 10.1.1.20 > /dev/null 2>&1 || true
+# The workers' counters reach the log once a second.
+for _ in $(seq 30); do [ "$(counter drop_no_usable_rloc)" -gt "$drops0" ] && break; sleep 0.1; done
+dropped=$(( $(counter drop_no_usable_rloc) - drops0 ))
+inns pxlab-wan ip link set wan-px up
+if until_reply pxlab-br 10.1.1.20; then back=1; else back=0; fi
+for _ in $(seq 100); do [ "$(sa Up)" -gt "$ups" ] && break; sleep 0.1; done
+if [ "$(sa Down)" -gt "$downs" ] && [ "$(sa Up)" -gt "$ups" ] && [ "$dropped" -gt 0 ] && [ "$back" = 1 ]; then
+  record "failure: IPsec SA down and back" pass "$dropped packets counted dropped while down; traffic again $took ms after the WAN returned"
+else
+  record "failure: IPsec SA down and back" FAIL "SA down seen: $(( $(sa Down) - downs )), up: $(( $(sa Up) - ups )), dropped: $dropped, traffic back: $back"
+  grep 'IPsec' "$DIR/pxtr-1.log" | tail -5 >&2
+fi
+
+# The WAN capture: only ESP.
+tshark=$(cat "$DIR/tshark.pid"); rm -f "$DIR/tshark.pid"
+kill -INT "$tshark"; wait "$tshark" 2>/dev/null || true
+esp=$(tshark -r "$DIR/wan.pcap" -Y esp 2>/dev/null | wc -l)
+clear=$(tshark -r "$DIR/wan.pcap" -Y 'lisp || lisp-data' 2>/dev/null | wc -l)
+if [ "$esp" -gt 0 ] && [ "$clear" = 0 ]; then
+  record "WAN carries only ESP" pass "$esp ESP packets, no cleartext LISP"
+else
+  record "WAN carries only ESP" FAIL "$esp ESP packets, $clear cleartext LISP packets"
+fi
+
+if [ "$failed" = 1 ]; then
+  for f in "$DIR/pxtr-1.log" "$DIR/xtr-1.log"; do log "last lines of $f:"; tail -n 30 "$f" >&2; done
 fi
 if [ "$keep" = 1 ]; then log "kept up: Ctrl-C to tear down"; sleep infinity; fi
-exit 0
+exit "$failed"

@@ -42,6 +42,8 @@ const UDP_PER_POLL: usize = 256;
 const USAGE_EVERY_MS: u64 = 1_000;
 /// Longest pause between two runs of the machines' timers.
 const TIMER_EVERY_MS: u64 = 100;
+/// A pause of the control loop this long is a stall: logged and counted.
+pub const STALL_MS: u64 = 1_000;
 
 /// What the control core has seen, for logs and `pxtr ctl`.
 #[derive(Debug, Clone, Default)]
@@ -68,6 +70,11 @@ pub struct ControlStats {
     pub control_no_neighbor: u64,
     /// Map-cache and neighbour-table updates refused (full, busy).
     pub update_failed: u64,
+    /// Times the control loop did not run for [`STALL_MS`] or longer (descheduled, stopped
+    /// by a debugger, host overloaded); the workers forwarded from the map-cache meanwhile.
+    pub stalls: u64,
+    /// The longest such pause, in milliseconds.
+    pub longest_stall_ms: u64,
 }
 
 pub(super) struct Control {

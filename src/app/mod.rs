@@ -481,7 +481,23 @@ fn control_loop(
     let interval = Duration::from_secs(u64::from(cfg.control.stats_interval_s));
     let mut next_stats = started + interval;
     tracing::info!("running; Ctrl-C or SIGTERM stops");
+    let mut last_pass = Instant::now();
     while !stop.is_stopped() {
+        // The workers never wait for this loop, so a stall costs signalling (resolutions,
+        // registrations, ARP answers, probes) but not the forwarding of cached flows; it is
+        // said, since timers that fire late afterwards otherwise look like lost peers.
+        let gap = last_pass.elapsed();
+        last_pass = Instant::now();
+        if gap >= Duration::from_millis(control::STALL_MS) {
+            let ms = gap.as_millis() as u64;
+            let st = &mut running.control.stats;
+            st.stalls += 1;
+            st.longest_stall_ms = st.longest_stall_ms.max(ms);
+            tracing::warn!(
+                stalled_ms = ms,
+                "the control core did not run for {ms} ms; the workers forwarded from the map-cache meanwhile"
+            );
+        }
         let now_ms = started.elapsed().as_millis() as u64;
         if !running.control.poll(now_ms) {
             std::thread::sleep(Duration::from_millis(1));
@@ -534,6 +550,7 @@ fn log_stats(running: &Running) {
         misses = cs.misses,
         neighbor_misses = cs.neighbor_misses,
         unhandled = cs.unhandled,
+        stalls = cs.stalls,
         map_cache = running.control.cache.len(),
         neighbors = running.control.neighbors.len(),
         "control"
