@@ -220,6 +220,8 @@ device = "net_tap1,iface=$2-rloc,mac=$4"
 role = "rloc"
 addresses = ["$5/24"]
 gateway = "${5%.*}.254"
+# The host kernel's side of the tap (pxtr sets it up): it routes into the IPsec tunnel.
+kernel_addresses = ["${5%.*}.254/24"]
 rx_descriptors = 256
 tx_descriptors = 256
 [lcores]
@@ -271,7 +273,7 @@ sed -i 's/^map_resolvers = .*/&\npetrs = ["100.64.1.1"]/' "$DIR/xtr-1.toml"
 sed -i 's/^role = "eid"$/role = "eid"\ngateway = "10.1.1.1"/' "$DIR/pxtr-1.toml"
 
 start_pxtr() {
-  local ns=$1 name=$2 side=$3
+  local ns=$1 name=$2
   RUST_LOG=info ip netns exec "$ns" "$PXTR" run --config "$DIR/$name.toml" > "$DIR/$name.log" 2>&1 &
   echo $! > "$DIR/$name.pid"
   # Ports started (DPDK sets the taps' MAC when it starts them).
@@ -280,16 +282,12 @@ start_pxtr() {
     sleep 0.1
   done
   grep -q 'running; Ctrl-C' "$DIR/$name.log" || { log "$name did not start"; cat "$DIR/$name.log" >&2; return 1; }
-  # net_tap gives the kernel side of the tap the port's own MAC: the kernel's frames would look
-  # like pxtr's own to pxtr. The kernel side gets a MAC of its own.
-  inns "$ns" ip link set "$name-eid" address "02:00:00:00:e$side:01"
-  inns "$ns" ip link set "$name-rloc" address "02:00:00:00:e$side:02"
-  inns "$ns" ip link set "$name-eid" master br-eid up
-  inns "$ns" ip addr add "100.64.$side.254/24" dev "$name-rloc"
-  inns "$ns" ip link set "$name-rloc" up
+  # pxtr gave the kernel sides of its taps MACs of their own and brought them up; the EID
+  # tap joins the server subnet's bridge.
+  inns "$ns" ip link set "$name-eid" master br-eid
 }
-start_pxtr pxlab-px pxtr-1 1
-start_pxtr pxlab-xt xtr-1 2
+start_pxtr pxlab-px pxtr-1
+start_pxtr pxlab-xt xtr-1
 
 # Wait for the tunnel.
 for _ in $(seq 100); do

@@ -3,6 +3,7 @@
 //! workers and ports and checks that every mbuf came back.
 
 mod control;
+pub mod tap;
 pub mod worker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,6 +36,12 @@ pub enum AppError {
         device: String,
         #[source]
         source: DpdkError,
+    },
+    #[error("port {port}: cannot set up the kernel side of tap {iface}: {reason}")]
+    KernelSide {
+        port: String,
+        iface: String,
+        reason: String,
     },
     #[error("worker on lcore {lcore}: {source}")]
     Worker {
@@ -185,6 +192,16 @@ fn start(cfg: &Config, eal: &Eal, pool: &Mempool, stop: &StopFlag) -> Result<Run
             device: p.device.clone(),
             source,
         })?;
+        if let Some(iface) = crate::app::tap::tap_iface(&p.device) {
+            crate::app::tap::configure(iface, port.info().mac, &p.kernel_addresses).map_err(
+                |reason| AppError::KernelSide {
+                    port: p.name.clone(),
+                    iface: iface.to_string(),
+                    reason,
+                },
+            )?;
+            tracing::info!(port = %p.name, %iface, addresses = ?p.kernel_addresses, "kernel side of the tap set up");
+        }
         match port.link() {
             Ok(l) => {
                 tracing::info!(port = %p.name, role = ?p.role.unwrap_or(PortRole::Eid), up = l.up, speed_mbps = l.speed_mbps, "link")

@@ -195,6 +195,10 @@ pub struct PortSection {
     /// remote EIDs: at the cloud site, the enterprise gateway address that moved hosts keep
     /// sending to (across-subnet mode).
     pub answer_arp_for: Vec<IpAddr>,
+    /// net_tap ports with `iface=`: addresses (with prefix length) pxtr gives the host
+    /// kernel's side of the tap when the port starts, e.g. the port's gateway when the kernel
+    /// routes this port's traffic into an IPsec tunnel.
+    pub kernel_addresses: Vec<IpNet>,
 }
 
 impl Default for PortSection {
@@ -213,6 +217,7 @@ impl Default for PortSection {
             neighbors: Vec::new(),
             iid: 0,
             answer_arp_for: Vec::new(),
+            kernel_addresses: Vec::new(),
         }
     }
 }
@@ -668,6 +673,18 @@ impl Default for Control {
             stats_interval_s: 10,
         }
     }
+}
+
+/// The `iface=` of a net_tap device string ("net_tap0,iface=px-rloc,mac=..."), if it has one.
+pub fn tap_iface(device: &str) -> Option<&str> {
+    let mut parts = device.split(',');
+    let name = parts.next()?;
+    if !name.starts_with("net_tap") {
+        return None;
+    }
+    parts
+        .find_map(|kv| kv.strip_prefix("iface="))
+        .filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]

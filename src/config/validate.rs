@@ -385,6 +385,32 @@ fn check_ports(c: &mut Checker, cfg: &Config, role: Option<Role>) {
                 );
             }
         }
+        for (j, k) in p.kernel_addresses.iter().enumerate() {
+            let field = format!("ports[{i}].kernel_addresses[{j}]");
+            if super::model::tap_iface(&p.device).is_none() {
+                c.bad(
+                    field,
+                    Some(k.to_string()),
+                    "only for net_tap devices with iface= (the kernel side pxtr sets up)",
+                );
+            } else if p.addresses.iter().any(|a| a.addr() == k.addr()) {
+                c.bad(
+                    field,
+                    Some(k.to_string()),
+                    "this is the port's own address (pxtr's); the kernel side needs another",
+                );
+            } else if !p
+                .addresses
+                .iter()
+                .any(|a| a.trunc() == k.trunc() && a.prefix_len() == k.prefix_len())
+            {
+                c.bad(
+                    field,
+                    Some(k.to_string()),
+                    "not on the subnet of any of this port's addresses",
+                );
+            }
+        }
         for (j, a) in p.answer_arp_for.iter().enumerate() {
             let field = format!("ports[{i}].answer_arp_for[{j}]");
             if p.role != Some(PortRole::Eid) {
