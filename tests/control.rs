@@ -315,7 +315,8 @@ fn enterprise_to_cloud_walk_proxy_arp_map_request_map_reply_then_a_move_back() {
     );
 
     // Walk 1: VM-A ARPs for VM-B. PxTR-1 does not know it yet: it asks the mapping system
-    // (its own Map-Resolver, which forwards to xTR-1), and gives no answer yet.
+    // (its own Map-Resolver, which forwards to xTR-1), and gives no answer yet; it remembers
+    // that VM-A asked.
     let mut op = Outbox::default();
     p1.on_frame(
         0,
@@ -331,9 +332,22 @@ fn enterprise_to_cloud_walk_proxy_arp_map_request_map_reply_then_a_move_back() {
     );
     assert_eq!(op.transmits[0].dst, ip(XTR_RLOC));
     let (dp, _) = exchange(&mut p1, &mut x1, op, Outbox::default(), 100);
-    // The Map-Reply installed VM-B's mapping toward xTR-1.
+    // The Map-Reply installed VM-B's mapping toward xTR-1 ...
     assert_eq!(maps(&dp), vec![(net("10.1.1.20/32"), vec![ip(XTR_RLOC)])]);
-    // VM-A's ARP again: answered with PxTR-1's MAC (proxy-ARP).
+    // ... and VM-A's request is answered at once with PxTR-1's MAC (proxy-ARP), to VM-A's
+    // MAC: no second ARP request (Linux sends it 1 s later) is needed.
+    assert_eq!(
+        arp_replies(&dp),
+        vec![(PXTR_MAC, ip("10.1.1.20"), ip("10.1.1.10"))]
+    );
+    let late = dp
+        .frames
+        .iter()
+        .find(|f| f.bytes[20..22] == [0, 2])
+        .unwrap();
+    assert_eq!(late.port, 0, "on the EID port");
+    assert_eq!(late.bytes[..6], VM_A_MAC, "unicast to VM-A");
+    // A retry crossing the answer: answered the same way.
     let mut op = Outbox::default();
     p1.on_frame(
         0,
@@ -482,6 +496,9 @@ fn enterprise_to_cloud_walk_proxy_arp_map_request_map_reply_then_a_move_back() {
     );
     assert!(p1.etr.as_ref().unwrap().is_local_host(0, ip("10.1.1.10")));
 
+    let c = p1.counters();
+    let get = |n: &str| c.iter().find(|(k, _)| *k == n).map_or(0, |(_, v)| *v);
+    assert_eq!(get("proxy_replies_late"), 1);
     for cp in [&p1, &x1] {
         let c = cp.counters();
         let names: std::collections::HashSet<_> = c.iter().map(|(n, _)| *n).collect();

@@ -18,7 +18,11 @@
 //!   away) → proxy answer with our MAC; inside a dynamic range of a `proxy_all` port (the
 //!   cloud xTR, which routes everything) → proxy answer, and resolve it; inside a dynamic
 //!   range otherwise → no answer, but `Resolve` and an ARP probe/NS, so a local host shows
-//!   up and a remote one gets a mapping before the asker retries. Gratuitous ARP, ARP probes
+//!   up and a remote one gets a mapping. The asker is remembered for `pending_ms`: when
+//!   [`Event::Remote`] covers the target meanwhile, it is answered at once with what its
+//!   request would have got then (the same decision, so never for a target that has become
+//!   local), not after its next retry (Linux retries once a second). `NotRemote` or the
+//!   deadline forgets it unanswered. Gratuitous ARP, ARP probes
 //!   (RFC 5227, sender 0.0.0.0) and DAD NS are never proxied: answering them would make a
 //!   host that moved back believe its address is taken.
 //! - **Liveness.** A neighbour silent for `probe_after_ms` is probed (unicast ARP request /
@@ -33,7 +37,8 @@
 //! (7.2.8) so a real owner's NA wins; the Router flag is set on `proxy_all` ports, where we
 //! are the router; proxy NAs are sourced from our link-local address.
 //!
-//! Every table is bounded (neighbours, remote prefixes, moved-away marks, rate-limit state);
+//! Every table is bounded (neighbours, remote prefixes, moved-away marks, rate-limit state,
+//! askers waiting for a mapping);
 //! what is refused is counted, so an ARP flood cannot grow memory. Tables iterated for
 //! output are ordered (BTreeMap/BTreeSet), so the outputs are deterministic.
 
@@ -112,6 +117,13 @@ pub struct HostsConfig {
     pub max_remote_prefixes: usize,
     /// Most moved-away hosts tracked; more are refused and counted.
     pub max_moved_away: usize,
+    /// How long an asker for an unknown target is remembered, to be answered as soon as a
+    /// mapping makes the target remote (Linux gives up an ARP resolution after 3 s).
+    pub pending_ms: u64,
+    /// Most askers remembered per target; more are refused and counted.
+    pub max_askers_per_target: usize,
+    /// Most askers remembered in all; more are refused and counted.
+    pub max_pending_askers: usize,
 }
 
 impl Default for HostsConfig {
@@ -126,6 +138,9 @@ impl Default for HostsConfig {
             max_rate_entries: 65_536,
             max_remote_prefixes: 1 << 20,
             max_moved_away: 65_536,
+            pending_ms: 3_000,
+            max_askers_per_target: 4,
+            max_pending_askers: 4_096,
         }
     }
 }
@@ -184,8 +199,10 @@ stats! {
     replies_self,
     /// Answers for `answer_for` addresses.
     replies_answer_for,
-    /// Proxy answers for remote (mapped elsewhere or moved-away) targets.
+    /// Proxy answers for remote (mapped elsewhere or moved-away) targets (late ones included).
     proxy_replies,
+    /// Of `proxy_replies`, those sent to a remembered asker when the mapping arrived.
+    proxy_replies_late,
     /// Proxy answers for targets in a dynamic range of a `proxy_all` port.
     proxy_all_replies,
     /// Requests not answered because the target is a local neighbour.
@@ -231,6 +248,15 @@ stats! {
     moved_refused,
     /// Rate-limit entries evicted before their interval ran out (table full).
     rate_limit_evictions,
+    /// Askers for unknown targets remembered (to answer when the mapping arrives).
+    askers_remembered,
+    /// Askers not remembered because their target or the table is full.
+    askers_refused,
+    /// Remembered askers forgotten unanswered after `pending_ms`.
+    askers_expired,
+    /// Remembered askers forgotten unanswered because the target did not become remote
+    /// (`NotRemote`, a negative answer, local meanwhile).
+    askers_dropped,
 }
 
 /// Liveness of a learned neighbour.
@@ -448,6 +474,31 @@ struct Answer {
     override_: bool,
 }
 
+/// Who asked (ARP request, NS) and where the answer goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Asker {
+    /// The ARP sender / NS source address.
+    ip: IpAddr,
+    /// The ARP sender MAC / the NS source link-layer option (else the Ethernet source).
+    mac: [u8; 6],
+}
+
+/// An asker for an unknown target, waiting for a mapping.
+struct Waiting {
+    /// Port position (in `Hosts::ports`) it asked on.
+    pi: usize,
+    asker: Asker,
+    /// Forgotten from then on.
+    deadline: u64,
+}
+
+/// The askers of one unknown target.
+struct Pending {
+    askers: Vec<Waiting>,
+    /// The time of its item in the pending timer queue (never later than any deadline).
+    queued: u64,
+}
+
 /// The EID detection and proxy-ARP/ND machine.
 pub struct Hosts {
     ports: Vec<Port>,
@@ -465,6 +516,16 @@ pub struct Hosts {
     remote_lens_v4: [u32; 33],
     remote_lens_v6: [u32; 129],
     moved_away: BTreeSet<(u32, IpAddr)>,
+    pending_ms: u64,
+    max_askers_per_target: usize,
+    max_pending_askers: usize,
+    /// Askers of unknown targets, by (instance, target): ordered, so the targets a prefix
+    /// covers are one range.
+    pending: BTreeMap<(u32, IpAddr), Pending>,
+    /// (due, iid, target): one item per pending target.
+    pending_timers: BTreeSet<(u64, u32, IpAddr)>,
+    /// Askers in `pending`.
+    pending_askers: usize,
     solicit_limit: RateLimiter<IpAddr>,
     resolve_limit: RateLimiter<(u32, IpAddr)>,
     pub stats: HostsStats,
@@ -492,6 +553,12 @@ impl Hosts {
             remote_lens_v4: [0; 33],
             remote_lens_v6: [0; 129],
             moved_away: BTreeSet::new(),
+            pending_ms: cfg.pending_ms,
+            max_askers_per_target: cfg.max_askers_per_target,
+            max_pending_askers: cfg.max_pending_askers,
+            pending: BTreeMap::new(),
+            pending_timers: BTreeSet::new(),
+            pending_askers: 0,
             solicit_limit: RateLimiter::new(cfg.resolve_interval_ms, cfg.max_rate_entries),
             resolve_limit: RateLimiter::new(cfg.resolve_interval_ms, cfg.max_rate_entries),
             stats: HostsStats::default(),
@@ -541,6 +608,11 @@ impl Hosts {
         self.remote.len()
     }
 
+    /// Askers waiting for a mapping, and the targets they asked for.
+    pub fn pending_askers(&self) -> (usize, usize) {
+        (self.pending_askers, self.pending.len())
+    }
+
     /// Targets held by the two rate limiters (solicitations, resolves).
     pub fn rate_limit_entries(&self) -> (usize, usize) {
         (self.solicit_limit.len(), self.resolve_limit.len())
@@ -577,21 +649,22 @@ impl Hosts {
 
     /// An event of the LISP machines.
     pub fn on_event(&mut self, e: &Event, now_ms: u64, out: &mut Outbox) {
-        let _ = now_ms;
         match *e {
             Event::Remote { iid, prefix } => {
-                let key = (iid, prefix.trunc());
-                if self.remote.contains(&key) {
-                    return;
-                }
-                if self.remote.len() >= self.max_remote {
-                    self.stats.remote_refused += 1;
-                    return;
-                }
-                self.remote.insert(key);
-                *self.remote_len_slot(key.1) += 1;
+                self.add_remote(iid, prefix);
+                self.answer_pending(iid, prefix, now_ms, out);
             }
             Event::NotRemote { iid, prefix } => {
+                // A negative answer (or the mapping gone): whoever waits stays unanswered.
+                for (_, p) in self.take_pending(iid, prefix) {
+                    for w in p.askers {
+                        if w.deadline <= now_ms {
+                            self.stats.askers_expired += 1;
+                        } else {
+                            self.stats.askers_dropped += 1;
+                        }
+                    }
+                }
                 let key = (iid, prefix.trunc());
                 if self.remote.remove(&key) {
                     let slot = self.remote_len_slot(key.1);
@@ -610,11 +683,14 @@ impl Hosts {
 
     /// When `on_timer` has something to do next.
     pub fn next_timer(&self) -> Option<u64> {
-        self.timers.first().map(|&(t, _)| t)
+        let neighbors = self.timers.first().map(|&(t, _)| t);
+        let pending = self.pending_timers.first().map(|&(t, _, _)| t);
+        neighbors.into_iter().chain(pending).min()
     }
 
-    /// Probes silent neighbours and declares unanswering ones gone.
+    /// Probes silent neighbours, declares unanswering ones gone, forgets expired askers.
     pub fn on_timer(&mut self, now_ms: u64, out: &mut Outbox) {
+        self.expire_pending(now_ms);
         while let Some(&(due, ip)) = self.timers.first() {
             if due > now_ms {
                 break;
@@ -730,6 +806,7 @@ impl Hosts {
             self.stats.gratuitous_arps += 1;
             return;
         }
+        let asker = Asker { ip: s, mac: sha.0 };
         // The answer goes out before any probe `act` sends: the asker is waiting for it.
         let mark = out.frames.len();
         let answer = if spa.is_unspecified() {
@@ -737,29 +814,11 @@ impl Hosts {
             self.stats.arp_probes_seen += 1;
             self.defend(pi, t)
         } else {
-            self.act(pi, t, now, out)
+            self.act(pi, t, asker, now, out)
         };
-        if answer.is_none() {
-            return;
+        if let Some(f) = answer.and_then(|a| self.answer(pi, t, asker, a)) {
+            out.frames.insert(mark, f);
         }
-        let bytes = arp_frame(
-            sha,
-            EthernetAddress(our_mac),
-            ArpRepr::EthernetIpv4 {
-                operation: ArpOperation::Reply,
-                source_hardware_addr: EthernetAddress(our_mac),
-                source_protocol_addr: tpa,
-                target_hardware_addr: sha,
-                target_protocol_addr: spa,
-            },
-        );
-        out.frames.insert(
-            mark,
-            Frame {
-                port: self.ports[pi].cfg.index,
-                bytes,
-            },
-        );
     }
 
     // ----- IPv6 Neighbor Discovery -----
@@ -877,18 +936,17 @@ impl Hosts {
             self.stats.not_ours += 1;
             return;
         }
-        let mark = out.frames.len();
-        let Some(a) = self.act(pi, t, now, out) else {
-            return;
+        let asker = Asker {
+            ip: IpAddr::V6(src),
+            mac: sll.unwrap_or(eth_src),
         };
-        let bytes = self.na(pi, sll.unwrap_or(eth_src), src, target, true, a);
-        out.frames.insert(
-            mark,
-            Frame {
-                port: self.ports[pi].cfg.index,
-                bytes,
-            },
-        );
+        let mark = out.frames.len();
+        if let Some(f) = self
+            .act(pi, t, asker, now, out)
+            .and_then(|a| self.answer(pi, t, asker, a))
+        {
+            out.frames.insert(mark, f);
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -955,10 +1013,31 @@ impl Hosts {
         }
     }
 
-    /// Decides about a request for `t`, counts it, starts resolving unknown targets, and
-    /// says whether (and how) to answer.
-    fn act(&mut self, pi: usize, t: IpAddr, now: u64, out: &mut Outbox) -> Option<Answer> {
-        match self.decide(pi, t) {
+    /// Decides about `asker`'s request for `t`, counts it, starts resolving unknown targets
+    /// (and remembers who asked), and says whether (and how) to answer.
+    fn act(
+        &mut self,
+        pi: usize,
+        t: IpAddr,
+        asker: Asker,
+        now: u64,
+        out: &mut Outbox,
+    ) -> Option<Answer> {
+        let d = self.decide(pi, t);
+        match d {
+            Decision::ProxyAll { iid } => self.resolve_unknown(pi, iid, t, now, out),
+            Decision::Unknown { iid } => {
+                self.resolve_unknown(pi, iid, t, now, out);
+                self.remember(pi, iid, t, asker, now);
+            }
+            _ => {}
+        }
+        self.answer_of(d)
+    }
+
+    /// Counts a decision about a request and says whether (and how) to answer it.
+    fn answer_of(&mut self, d: Decision) -> Option<Answer> {
+        match d {
             Decision::Own => {
                 self.stats.replies_self += 1;
                 Some(Answer { override_: true })
@@ -975,14 +1054,12 @@ impl Hosts {
                 self.stats.proxy_replies += 1;
                 Some(Answer { override_: false })
             }
-            Decision::ProxyAll { iid } => {
+            Decision::ProxyAll { .. } => {
                 self.stats.proxy_all_replies += 1;
-                self.resolve_unknown(pi, iid, t, now, out);
                 Some(Answer { override_: false })
             }
-            Decision::Unknown { iid } => {
+            Decision::Unknown { .. } => {
                 self.stats.not_answered_unknown += 1;
-                self.resolve_unknown(pi, iid, t, now, out);
                 None
             }
             Decision::NotOurs => {
@@ -995,15 +1072,142 @@ impl Hosts {
     /// Answer to an ARP probe / DAD: for our own (and `answer_for`) addresses only.
     fn defend(&mut self, pi: usize, t: IpAddr) -> Option<Answer> {
         match self.decide(pi, t) {
-            Decision::Own => {
-                self.stats.replies_self += 1;
-                Some(Answer { override_: true })
-            }
-            Decision::AnswerFor => {
-                self.stats.replies_answer_for += 1;
-                Some(Answer { override_: true })
-            }
+            d @ (Decision::Own | Decision::AnswerFor) => self.answer_of(d),
             _ => None,
+        }
+    }
+
+    // ----- askers waiting for a mapping -----
+
+    /// Remembers `asker` of unknown target `t` for `pending_ms` (a retry moves its deadline
+    /// on); bounded per target and in all, what does not fit is counted.
+    fn remember(&mut self, pi: usize, iid: u32, t: IpAddr, asker: Asker, now: u64) {
+        if !self.ports[pi].cfg.proxy || self.pending_ms == 0 {
+            return;
+        }
+        let deadline = now.saturating_add(self.pending_ms);
+        let full = self.pending_askers >= self.max_pending_askers;
+        match self.pending.get_mut(&(iid, t)) {
+            Some(p) => {
+                if let Some(w) = p
+                    .askers
+                    .iter_mut()
+                    .find(|w| w.pi == pi && w.asker.ip == asker.ip)
+                {
+                    // The queued item stays no later than the new deadline.
+                    w.asker = asker;
+                    w.deadline = deadline;
+                    return;
+                }
+                if full || p.askers.len() >= self.max_askers_per_target {
+                    self.stats.askers_refused += 1;
+                    return;
+                }
+                p.askers.push(Waiting {
+                    pi,
+                    asker,
+                    deadline,
+                });
+            }
+            None => {
+                if full || self.max_askers_per_target == 0 {
+                    self.stats.askers_refused += 1;
+                    return;
+                }
+                self.pending.insert(
+                    (iid, t),
+                    Pending {
+                        askers: vec![Waiting {
+                            pi,
+                            asker,
+                            deadline,
+                        }],
+                        queued: deadline,
+                    },
+                );
+                self.pending_timers.insert((deadline, iid, t));
+            }
+        }
+        self.pending_askers += 1;
+        self.stats.askers_remembered += 1;
+    }
+
+    /// `iid`/`prefix` became remote: every asker still waiting for a target it covers gets
+    /// the answer its request would get now (the same decision and frame as at once: so
+    /// never for a target that has become local); all of them are forgotten.
+    fn answer_pending(&mut self, iid: u32, prefix: IpNet, now: u64, out: &mut Outbox) {
+        for (t, p) in self.take_pending(iid, prefix) {
+            for w in p.askers {
+                if w.deadline <= now {
+                    self.stats.askers_expired += 1;
+                    continue;
+                }
+                // Only what a remote target gets: a target that is local (or that we still
+                // do not know, the prefix refused) stays unanswered, as a request now would.
+                let d = self.decide(w.pi, t);
+                if d != Decision::Remote {
+                    self.stats.askers_dropped += 1;
+                    continue;
+                }
+                if let Some(f) = self
+                    .answer_of(d)
+                    .and_then(|a| self.answer(w.pi, t, w.asker, a))
+                {
+                    out.frames.push(f);
+                    self.stats.proxy_replies_late += 1;
+                }
+            }
+        }
+    }
+
+    /// Takes the pending targets of instance `iid` inside `prefix` out of the table.
+    fn take_pending(&mut self, iid: u32, prefix: IpNet) -> Vec<(IpAddr, Pending)> {
+        if self.pending.is_empty() {
+            return Vec::new();
+        }
+        let (first, last) = match prefix {
+            IpNet::V4(n) => (IpAddr::V4(n.network()), IpAddr::V4(n.broadcast())),
+            IpNet::V6(n) => (IpAddr::V6(n.network()), IpAddr::V6(n.broadcast())),
+        };
+        let keys: Vec<(u32, IpAddr)> = self
+            .pending
+            .range((iid, first)..=(iid, last))
+            .map(|(k, _)| *k)
+            .collect();
+        keys.into_iter()
+            .filter_map(|(i, t)| {
+                let p = self.pending.remove(&(i, t))?;
+                self.pending_timers.remove(&(p.queued, i, t));
+                self.pending_askers -= p.askers.len();
+                Some((t, p))
+            })
+            .collect()
+    }
+
+    /// Forgets the askers whose deadline has come.
+    fn expire_pending(&mut self, now: u64) {
+        while let Some(&(due, iid, t)) = self.pending_timers.first() {
+            if due > now {
+                break;
+            }
+            self.pending_timers.pop_first();
+            let Some(p) = self.pending.get_mut(&(iid, t)) else {
+                continue;
+            };
+            let before = p.askers.len();
+            p.askers.retain(|w| w.deadline > now);
+            let expired = before - p.askers.len();
+            self.pending_askers -= expired;
+            self.stats.askers_expired += expired as u64;
+            match p.askers.iter().map(|w| w.deadline).min() {
+                Some(next) => {
+                    p.queued = next;
+                    self.pending_timers.insert((next, iid, t));
+                }
+                None => {
+                    self.pending.remove(&(iid, t));
+                }
+            }
         }
     }
 
@@ -1294,7 +1498,48 @@ impl Hosts {
         }
     }
 
+    /// Tracks `iid`/`prefix` as remote (bounded).
+    fn add_remote(&mut self, iid: u32, prefix: IpNet) {
+        let key = (iid, prefix.trunc());
+        if self.remote.contains(&key) {
+            return;
+        }
+        if self.remote.len() >= self.max_remote {
+            self.stats.remote_refused += 1;
+            return;
+        }
+        self.remote.insert(key);
+        *self.remote_len_slot(key.1) += 1;
+    }
+
     // ----- frames -----
+
+    /// The answer to `asker`'s request for `target` on port `pi`: an ARP reply or a solicited
+    /// NA with our MAC, to the asker's MAC. `None` when the families differ (never: ARP asks
+    /// IPv4 from IPv4, ND IPv6 from IPv6).
+    fn answer(&self, pi: usize, target: IpAddr, asker: Asker, a: Answer) -> Option<Frame> {
+        let port = &self.ports[pi];
+        let our_mac = EthernetAddress(port.cfg.mac);
+        let bytes = match (target, asker.ip) {
+            (IpAddr::V4(t), IpAddr::V4(s)) => arp_frame(
+                EthernetAddress(asker.mac),
+                our_mac,
+                ArpRepr::EthernetIpv4 {
+                    operation: ArpOperation::Reply,
+                    source_hardware_addr: our_mac,
+                    source_protocol_addr: t,
+                    target_hardware_addr: EthernetAddress(asker.mac),
+                    target_protocol_addr: s,
+                },
+            ),
+            (IpAddr::V6(t), IpAddr::V6(s)) => self.na(pi, asker.mac, s, t, true, a),
+            _ => return None,
+        };
+        Some(Frame {
+            port: port.cfg.index,
+            bytes,
+        })
+    }
 
     fn remote_len_slot(&mut self, net: IpNet) -> &mut u32 {
         let len = usize::from(net.prefix_len());
@@ -3018,6 +3263,311 @@ mod tests {
             h.neighbor(ip("2001:db8:1::22")).unwrap().last_seen_ms,
             60_100
         );
+    }
+
+    // ----- askers of unknown targets, answered when the mapping arrives -----
+
+    fn remote(h: &mut Hosts, iid: u32, prefix: &str, now: u64, out: &mut Outbox) {
+        h.on_event(
+            &Event::Remote {
+                iid,
+                prefix: net(prefix),
+            },
+            now,
+            out,
+        );
+    }
+
+    /// An ARP reply frame written byte by byte (not with smoltcp), padded to 60 bytes.
+    fn arp_reply_bytes(
+        eth_dst: [u8; 6],
+        sha: [u8; 6],
+        spa: &str,
+        tha: [u8; 6],
+        tpa: &str,
+    ) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&eth_dst);
+        f.extend_from_slice(&sha);
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 2]);
+        f.extend_from_slice(&sha);
+        f.extend_from_slice(&v4(spa).octets());
+        f.extend_from_slice(&tha);
+        f.extend_from_slice(&v4(tpa).octets());
+        f.resize(60, 0);
+        f
+    }
+
+    #[test]
+    fn unknown_target_asker_is_answered_as_soon_as_the_mapping_arrives() {
+        let mut h = pxtr();
+        let mut out = Outbox::default();
+        h.on_frame(P, &who_has(M1, "10.1.0.11", "10.1.0.60"), 1_000, &mut out);
+        h.on_frame(P, &who_has(M2, "10.1.0.22", "10.1.0.60"), 1_001, &mut out);
+        h.on_frame(P, &who_has(M1, "10.1.0.11", "10.1.0.61"), 1_002, &mut out);
+        // Outside the prefix that will come.
+        h.on_frame(P, &who_has(M1, "10.1.0.11", "10.1.0.90"), 1_003, &mut out);
+        // No answer yet: resolves and probes only.
+        let resolves: Vec<_> = out
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Resolve { .. }))
+            .collect();
+        assert_eq!(resolves.len(), 3);
+        assert!(frames(&mut out)
+            .iter()
+            .all(|f| parse_arp(f).op == ArpOperation::Request));
+        assert_eq!(h.stats.not_answered_unknown, 4);
+        assert_eq!(h.pending_askers(), (4, 3));
+        assert_eq!(h.stats.askers_remembered, 4);
+        out.clear();
+        // The Map-Reply for 10.1.0.56/29: both askers of .60 and the one of .61, at once.
+        remote(&mut h, 7, "10.1.0.56/29", 1_040, &mut out);
+        let f = frames(&mut out);
+        assert_eq!(f.len(), 3, "{f:?}");
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(f[0].port, P);
+        assert_eq!(
+            f[0].bytes,
+            arp_reply_bytes(M1, OUR, "10.1.0.60", M1, "10.1.0.11"),
+            "opcode 2, sender = target and our MAC, to the asker's IP and MAC"
+        );
+        assert_eq!(
+            parse_arp(&f[1]),
+            arp_reply(M2, OUR, "10.1.0.60", M2, "10.1.0.22")
+        );
+        assert_eq!(
+            parse_arp(&f[2]),
+            arp_reply(M1, OUR, "10.1.0.61", M1, "10.1.0.11")
+        );
+        assert_eq!(h.stats.proxy_replies_late, 3);
+        assert_eq!(h.stats.proxy_replies, 3);
+        // Forgotten: a refresh of the mapping answers nobody again; the other target waits.
+        assert_eq!(h.pending_askers(), (1, 1));
+        remote(&mut h, 7, "10.1.0.56/29", 1_050, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        // The late answer is exactly what the asker's retry gets now.
+        h.on_frame(P, &who_has(M1, "10.1.0.11", "10.1.0.60"), 1_100, &mut out);
+        assert_eq!(frames(&mut out)[0].bytes, f[0].bytes);
+        assert_eq!(h.stats.proxy_replies_late, 3);
+        assert_eq!(h.stats.proxy_replies, 4);
+    }
+
+    #[test]
+    fn unknown_ipv6_target_asker_gets_a_solicited_proxy_na_when_the_mapping_arrives() {
+        let mut h = pxtr();
+        let mut out = Outbox::default();
+        h.on_frame(P, &ns(M1, "2001:db8:1::11", "2001:db8:1::60"), 0, &mut out);
+        assert!(out.events.contains(&Event::Resolve {
+            iid: 7,
+            eid: ip("2001:db8:1::60")
+        }));
+        assert!(matches!(one_nd(&mut out).kind, NdKind::Ns { .. }));
+        // A unicast NS without a source link-layer option: answered to its Ethernet source.
+        let unicast = nd(
+            M2,
+            OUR,
+            v6("2001:db8:1::22"),
+            v6("2001:db8:1::61"),
+            255,
+            NdiscRepr::NeighborSolicit {
+                target_addr: v6("2001:db8:1::61"),
+                lladdr: None,
+            },
+        );
+        h.on_frame(P, &unicast, 1, &mut out);
+        out.clear();
+        assert_eq!(h.pending_askers(), (2, 2));
+        remote(&mut h, 7, "2001:db8:1::/120", 30, &mut out);
+        let f = frames(&mut out);
+        assert_eq!(f.len(), 2, "{f:?}");
+        let proxy_na = |eth_dst, dst: &str, target: &str| NdOut {
+            eth_dst,
+            eth_src: OUR,
+            src: v6("fe80::ff:fe00:1"),
+            dst: v6(dst),
+            kind: NdKind::Na {
+                // Solicited, without Override: a proxy answer (RFC 4861 7.2.8).
+                flags: NdiscNeighborFlags::SOLICITED,
+                target: v6(target),
+                tll: Some(OUR),
+            },
+        };
+        assert_eq!(
+            parse_nd(&f[0]),
+            proxy_na(M1, "2001:db8:1::11", "2001:db8:1::60")
+        );
+        assert_eq!(
+            parse_nd(&f[1]),
+            proxy_na(M2, "2001:db8:1::22", "2001:db8:1::61")
+        );
+        assert_eq!(h.stats.proxy_replies_late, 2);
+        // The same bytes as the answer to a retry now.
+        h.on_frame(P, &ns(M1, "2001:db8:1::11", "2001:db8:1::60"), 40, &mut out);
+        assert_eq!(frames(&mut out)[0].bytes, f[0].bytes);
+    }
+
+    #[test]
+    fn askers_expire_unanswered() {
+        let mut h = pxtr();
+        let mut out = Outbox::default();
+        h.on_frame(P, &who_has(M1, "10.1.0.11", "10.1.0.60"), 0, &mut out);
+        out.clear();
+        assert_eq!(h.next_timer(), Some(3_000));
+        h.on_timer(2_999, &mut out);
+        assert_eq!(h.pending_askers(), (1, 1));
+        h.on_timer(3_000, &mut out);
+        assert_eq!(h.pending_askers(), (0, 0));
+        assert_eq!(h.stats.askers_expired, 1);
+        assert_eq!(
+            h.next_timer(),
+            Some(60_000),
+            "only the asker's own probe left"
+        );
+        remote(&mut h, 7, "10.1.0.60/32", 3_001, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(h.stats.proxy_replies_late, 0);
+        // Past the deadline but before the timer ran: not answered either.
+        let mut h = pxtr();
+        h.on_frame(P, &who_has(M1, "10.1.0.11", "10.1.0.61"), 0, &mut out);
+        out.clear();
+        remote(&mut h, 7, "10.1.0.61/32", 3_000, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(h.stats.askers_expired, 1);
+        assert_eq!(h.pending_askers(), (0, 0));
+        // A retry moves the deadline on.
+        let mut h = pxtr();
+        h.on_frame(P, &who_has(M1, "10.1.0.11", "10.1.0.62"), 0, &mut out);
+        h.on_frame(P, &who_has(M1, "10.1.0.11", "10.1.0.62"), 2_000, &mut out);
+        out.clear();
+        assert_eq!(h.stats.askers_remembered, 1);
+        h.on_timer(3_000, &mut out);
+        assert_eq!(h.pending_askers(), (1, 1));
+        assert_eq!(h.next_timer(), Some(5_000));
+        remote(&mut h, 7, "10.1.0.62/32", 4_000, &mut out);
+        assert_eq!(
+            one_arp(&mut out),
+            arp_reply(M1, OUR, "10.1.0.62", M1, "10.1.0.11")
+        );
+    }
+
+    #[test]
+    fn askers_of_a_target_that_became_local_or_not_remote_are_not_answered() {
+        let mut h = pxtr();
+        let mut out = Outbox::default();
+        h.on_frame(P, &who_has(M1, "10.1.0.11", "10.1.0.60"), 0, &mut out);
+        // The target answers our probe: a local host.
+        h.on_frame(
+            P,
+            &arp(ArpOperation::Reply, OUR, M2, "10.1.0.60", OUR, "10.1.0.2"),
+            10,
+            &mut out,
+        );
+        out.clear();
+        // A mapping elsewhere covering it does not make us answer for a local host.
+        remote(&mut h, 7, "10.1.0.0/26", 20, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(h.stats.askers_dropped, 1);
+        assert_eq!(h.stats.proxy_replies, 0);
+        assert_eq!(h.pending_askers(), (0, 0));
+        // A negative answer (NotRemote) forgets the asker unanswered.
+        h.on_frame(P, &who_has(M1, "10.1.0.11", "10.1.0.100"), 30, &mut out);
+        out.clear();
+        assert_eq!(h.pending_askers(), (1, 1));
+        h.on_event(
+            &Event::NotRemote {
+                iid: 7,
+                prefix: net("10.1.0.96/27"),
+            },
+            40,
+            &mut out,
+        );
+        assert_eq!(h.pending_askers(), (0, 0));
+        assert_eq!(h.stats.askers_dropped, 2);
+        remote(&mut h, 7, "10.1.0.100/32", 50, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        // A port that does not proxy remembers nobody.
+        let mut cfg = pxtr_config();
+        cfg.ports[0].proxy = false;
+        let mut h = Hosts::new(cfg);
+        h.on_frame(P, &who_has(M1, "10.1.0.11", "10.1.0.60"), 0, &mut out);
+        assert!(out.events.contains(&Event::Resolve {
+            iid: 7,
+            eid: ip("10.1.0.60")
+        }));
+        assert_eq!(h.pending_askers(), (0, 0));
+    }
+
+    #[test]
+    fn remote_for_an_unrelated_prefix_answers_nobody() {
+        let mut h = pxtr();
+        let mut out = Outbox::default();
+        h.on_frame(P, &who_has(M1, "10.1.0.11", "10.1.0.60"), 0, &mut out);
+        h.on_frame(P, &ns(M1, "2001:db8:1::11", "2001:db8:1::60"), 0, &mut out);
+        out.clear();
+        remote(&mut h, 7, "10.1.0.64/26", 10, &mut out);
+        remote(&mut h, 7, "10.1.0.61/32", 10, &mut out);
+        remote(&mut h, 8, "10.1.0.0/24", 10, &mut out);
+        remote(&mut h, 7, "2001:db8:1::100/120", 10, &mut out);
+        remote(&mut h, 8, "2001:db8:1::/64", 10, &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(h.pending_askers(), (2, 2));
+        // Its own prefix does.
+        remote(&mut h, 7, "10.1.0.0/25", 20, &mut out);
+        assert_eq!(one_arp(&mut out).spa, v4("10.1.0.60"));
+        remote(&mut h, 7, "2001:db8:1::/64", 20, &mut out);
+        assert_eq!(
+            one_nd(&mut out).kind,
+            NdKind::Na {
+                flags: NdiscNeighborFlags::SOLICITED,
+                target: v6("2001:db8:1::60"),
+                tll: Some(OUR)
+            }
+        );
+        assert_eq!(h.pending_askers(), (0, 0));
+    }
+
+    #[test]
+    fn askers_are_bounded_per_target_and_in_all() {
+        let mut cfg = pxtr_config();
+        cfg.max_askers_per_target = 2;
+        cfg.max_pending_askers = 5;
+        let mut h = Hosts::new(cfg);
+        let mut out = Outbox::default();
+        let mac = |i: u8| [0x02, 0, 0, 0, 1, i];
+        // Ten askers for one target: two remembered.
+        for i in 0..10u8 {
+            let s = format!("10.1.0.{}", 100 + i);
+            h.on_frame(P, &who_has(mac(i), &s, "10.1.0.20"), 0, &mut out);
+        }
+        assert_eq!(h.pending_askers(), (2, 1));
+        assert_eq!(h.stats.askers_refused, 8);
+        // A retry of a remembered asker is neither new nor refused.
+        h.on_frame(P, &who_has(mac(0), "10.1.0.100", "10.1.0.20"), 1, &mut out);
+        assert_eq!(h.stats.askers_refused, 8);
+        assert_eq!(h.stats.askers_remembered, 2);
+        // A flood of targets: three more fit in all.
+        for i in 0..50u8 {
+            let t = format!("10.1.0.{}", 21 + i);
+            h.on_frame(P, &who_has(mac(0), "10.1.0.100", &t), 2, &mut out);
+        }
+        assert_eq!(h.pending_askers(), (5, 4));
+        assert_eq!(h.stats.askers_refused, 8 + 47);
+        assert_eq!(h.stats.askers_remembered, 5);
+        out.clear();
+        // Exactly those are answered.
+        remote(&mut h, 7, "10.1.0.0/25", 10, &mut out);
+        let f = frames(&mut out);
+        assert_eq!(f.len(), 5);
+        assert_eq!(h.pending_askers(), (0, 0));
+        // Room again afterwards (10.1.0.0/25 is remote now: ask for an IPv6 target).
+        h.on_frame(
+            P,
+            &ns(mac(1), "2001:db8:1::101", "2001:db8:1::30"),
+            20,
+            &mut out,
+        );
+        assert_eq!(h.pending_askers(), (1, 1));
     }
 
     // ----- robustness and bounds -----
