@@ -809,3 +809,51 @@ fn the_pool_check_counts_the_rx_queues_net_tap_adds() {
     let tap = held(&LAB.replacen("net_null0,size=64", "net_tap0,iface=pxtr-t", 1));
     assert_eq!(tap, plain + 2 * 256);
 }
+
+#[test]
+fn kernel_addresses_only_on_taps_with_a_name_and_on_the_ports_subnet() {
+    // The lab's rloc0 is a net_ring: no kernel side.
+    let ring = LAB.replacen(
+        "gateway = \"192.0.2.254\"",
+        "gateway = \"192.0.2.254\"\nkernel_addresses = [\"192.0.2.254/24\"]",
+        1,
+    );
+    assert!(
+        issues(&ring)
+            .iter()
+            .any(|i| i.path == "ports[1].kernel_addresses[0]"
+                && i.message.contains("net_tap devices with iface=")),
+        "{:?}",
+        issues(&ring)
+    );
+    let tap = |k: &str| {
+        LAB.replacen(
+            "device = \"net_ring0\"",
+            "device = \"net_tap0,iface=px-rloc\"",
+            1,
+        )
+        .replacen(
+            "gateway = \"192.0.2.254\"",
+            &format!("gateway = \"192.0.2.254\"\nkernel_addresses = [\"{k}\"]"),
+            1,
+        )
+    };
+    let ok = load(&tap("192.0.2.254/24")).expect("the gateway as the kernel side is fine");
+    assert_eq!(
+        ok.ports[1].kernel_addresses,
+        vec!["192.0.2.254/24".parse::<ipnet::IpNet>().unwrap()]
+    );
+    for (k, says) in [
+        ("192.0.2.1/24", "own address"),
+        ("198.51.100.254/24", "not on the subnet"),
+        ("192.0.2.254/25", "not on the subnet"),
+    ] {
+        let found = issues(&tap(k));
+        assert!(
+            found
+                .iter()
+                .any(|i| i.path == "ports[1].kernel_addresses[0]" && i.message.contains(says)),
+            "{k}: {found:?}"
+        );
+    }
+}
