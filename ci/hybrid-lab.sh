@@ -29,6 +29,12 @@ if [ -z "${PXTR:-}" ]; then
   PXTR=target/release/pxtr
 fi
 CHARON=/usr/lib/ipsec/charon
+# One lab at a time on a host: the namespaces have fixed names.
+exec 5> /run/pxtr-hybrid-lab.lock
+if ! flock -n 5; then
+  echo "lab: another hybrid lab is running on this host; waiting for it (up to 10 min)" >&2
+  flock -w 600 5 || { echo "lab: the other lab is still running: giving up" >&2; exit 1; }
+fi
 DIR=$(mktemp -d /tmp/pxlab.XXXXXX)
 NS="pxlab-wan pxlab-px pxlab-xt pxlab-vma pxlab-vmb pxlab-gw pxlab-br"
 KEY="hybrid-cloud-lab-psk-0123456789"
