@@ -20,6 +20,8 @@ PACKAGES=(
   # IPsec to the cloud xTR: strongSwan's IKE daemon with its VICI plugin, and kernel-libipsec
   # (userspace ESP) for kernels without ESP
   strongswan-charon strongswan-libcharon libcharon-extra-plugins strongswan-swanctl
+  # certificates made at test time (tests/ipsec_sa.rs); util-linux's unshare probes the kernel
+  openssl util-linux
   git ca-certificates
 )
 

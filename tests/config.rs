@@ -857,3 +857,102 @@ fn kernel_addresses_only_on_taps_with_a_name_and_on_the_ports_subnet() {
         );
     }
 }
+
+/// The lab plus one IPsec peer with `peer` as the rest of its table.
+fn with_peer(peer: &str) -> String {
+    format!(
+        "{LAB}\n[ipsec]\n[[ipsec.peers]]\nname = \"cloud\"\nlocal_address = \"10.99.0.1\"\n\
+         remote_address = \"10.99.0.2\"\nremote_rlocs = [\"100.64.2.0/24\"]\n{peer}"
+    )
+}
+
+#[test]
+fn ipsec_certificate_files_are_checked_and_found_next_to_the_config() {
+    let dir = std::env::temp_dir().join(format!("pxtr-config-certs-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("certs")).unwrap();
+    // Structure only (config checking reads the files' layout, charon checks the rest).
+    let cert = "-----BEGIN CERTIFICATE-----\nMAIwAA==\n-----END CERTIFICATE-----\n";
+    let key = "-----BEGIN RSA PRIVATE KEY-----\nMAYCAQACAQU=\n-----END RSA PRIVATE KEY-----\n";
+    std::fs::write(dir.join("certs/pxtr.pem"), cert).unwrap();
+    std::fs::write(dir.join("certs/ca.pem"), cert).unwrap();
+    std::fs::write(dir.join("certs/pxtr.key"), key).unwrap();
+    std::fs::write(
+        dir.join("certs/locked.key"),
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAA=\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let files = |key: &str| {
+        format!(
+            "auth = \"pubkey\"\ncertificate = \"certs/pxtr.pem\"\nprivate_key = \"{key}\"\n\
+             ca_certificate = \"certs/ca.pem\"\nremote_id = \"CN=xtr-1\"\n"
+        )
+    };
+    // Relative paths are the config file's folder's, not the working directory's.
+    let good = dir.join("pxtr.toml");
+    std::fs::write(&good, with_peer(&files("certs/pxtr.key"))).unwrap();
+    let cfg = config::load_file(&good).unwrap_or_else(|e| panic!("{e}"));
+    let p = &cfg.ipsec.peers[0];
+    assert_eq!(
+        Path::new(&p.private_key),
+        dir.join("certs/pxtr.key").as_path()
+    );
+    assert_eq!(p.remote_id, "CN=xtr-1");
+
+    let bad = dir.join("bad.toml");
+    let text = with_peer(&files("certs/locked.key")).replace("certs/ca.pem", "certs/nope.pem");
+    std::fs::write(&bad, &text).unwrap();
+    let err = config::load_file(&bad).unwrap_err();
+    let msg = err.to_string();
+    let found: Vec<&str> = err.issues().iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        found,
+        [
+            "ipsec.peers[0].private_key",
+            "ipsec.peers[0].ca_certificate"
+        ],
+        "{msg}"
+    );
+    assert!(
+        msg.contains("locked.key: the private key is encrypted"),
+        "{msg}"
+    );
+    assert!(msg.contains("nope.pem: cannot read"), "{msg}");
+    assert!(
+        msg.contains(&format!("line {}", line_of(&text, "certs/nope.pem"))),
+        "{msg}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn ipsec_identities_go_with_certificates_and_rloc_ranges_keep_off_ike() {
+    let found = issues(&with_peer(
+        "auth = \"psk\"\npsk = \"0123456789abcdef-key\"\nlocal_id = \"CN=pxtr-1\"\n",
+    ));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].path, "ipsec.peers[0].local_id");
+    assert!(found[0].message.contains("only with auth = \"pubkey\""));
+
+    let found = issues(
+        &with_peer("psk = \"0123456789abcdef-key\"\n")
+            .replace("[\"100.64.2.0/24\"]", "[\"10.99.0.0/24\"]"),
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].path, "ipsec.peers[0].remote_rlocs");
+    assert!(
+        found[0].message.contains("holds remote_address 10.99.0.2"),
+        "{}",
+        found[0]
+    );
+
+    let found = issues(&with_peer("auth = \"pubkey\"\n"));
+    let paths: Vec<&str> = found.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "ipsec.peers[0].certificate",
+            "ipsec.peers[0].private_key",
+            "ipsec.peers[0].ca_certificate"
+        ]
+    );
+}

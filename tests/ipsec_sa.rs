@@ -1,15 +1,23 @@
-//! An IPsec SA between two strongSwan charons, each in a network namespace of the test's own
+//! IPsec SAs between two strongSwan charons, each in a network namespace of the test's own
 //! (joined by a veth pair) with userspace ESP (kernel-libipsec: this kernel has no ESP): pxtr's
 //! IPsec manager loads the connection into one side, the test loads the mirror image into the
-//! other, and the manager reports the SA up — what makes a peer's RLOCs reachable.
+//! other, and the manager reports the SA up — what makes a peer's RLOCs reachable — once the
+//! peer's RLOC range is routed into `ipsec0`. With a pre-shared key, and with certificates made
+//! at test time (a wrong CA keeps the peer down). Also: which ESP `mode = "auto"` picks on this
+//! host, and what `mode = "xfrm"` says where the kernel cannot do it.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crossbeam::channel::Receiver;
 use pxtr::config::{Ipsec, IpsecAuth, IpsecMode, IpsecPeer};
 use pxtr::dpdk::StopFlag;
-use pxtr::ipsec::vici::Client;
-use pxtr::ipsec::{load_conn, load_shared, manage, SaChange};
+use pxtr::ipsec::kernel::{Ip, Tunnels};
+use pxtr::ipsec::vici::{Client, Section, Value};
+use pxtr::ipsec::{
+    load_cert, load_conn, load_key, load_shared, manage, peer_credentials, SaChange,
+};
 
 mod common;
 
@@ -18,6 +26,11 @@ use common::charon::{Charon, Netns};
 fn ip(args: &[&str]) {
     let ok = Command::new("ip").args(args).status().expect("ip");
     assert!(ok.success(), "ip {}", args.join(" "));
+}
+
+fn ip_out(args: &[&str]) -> String {
+    let out = Command::new("ip").args(args).output().expect("ip");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn peer(name: &str, local: &str, remote: &str, remote_rloc: &str) -> IpsecPeer {
@@ -36,86 +49,527 @@ fn peer(name: &str, local: &str, remote: &str, remote_rloc: &str) -> IpsecPeer {
     }
 }
 
-#[test]
-fn the_manager_reports_the_sa_to_the_cloud_xtr_up() {
-    let pid = std::process::id();
-    let (na, nb) = (format!("pxsa-a-{pid}"), format!("pxsa-b-{pid}"));
-    let (va, vb) = (format!("pxsa{pid}a"), format!("pxsa{pid}b"));
-    // Namespaces first, so they go after the charons in them (drop order).
-    let (ns_a, ns_b) = (Netns::new(&na), Netns::new(&nb));
-    let dir = std::env::temp_dir().join(format!("pxtr-ipsec-sa-{pid}"));
-    let enterprise = Charon::start(&ns_a.0, &dir.join("a"));
-    let cloud = Charon::start(&ns_b.0, &dir.join("b"));
-    ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb]);
-    ip(&["link", "set", &va, "netns", &na]);
-    ip(&["link", "set", &vb, "netns", &nb]);
-    for (ns, dev, addr) in [(&na, &va, "10.99.0.1/24"), (&nb, &vb, "10.99.0.2/24")] {
-        ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
-        ip(&["-n", ns, "link", "set", dev, "up"]);
-        ip(&["-n", ns, "link", "set", "lo", "up"]);
-    }
-    // Each side's RLOC is an address of its host (charon routes the peer's RLOCs into the
-    // tunnel from it).
-    ip(&["-n", &na, "addr", "add", "192.0.2.1/32", "dev", "lo"]);
-    ip(&["-n", &nb, "addr", "add", "203.0.113.1/32", "dev", "lo"]);
+/// The enterprise (pxtr's side, namespace `a`, IKE 10.99.0.1, RLOC 192.0.2.1) and the cloud
+/// (namespace `b`, IKE 10.99.0.2, RLOC 203.0.113.1), each with its charon.
+struct Pair {
+    // Field order is drop order: charons before their namespaces.
+    enterprise: Charon,
+    cloud: Charon,
+    ns_a: Netns,
+    _ns_b: Netns,
+    dir: PathBuf,
+}
 
-    // The cloud side: the test loads the mirror image of what pxtr loads.
-    // RLOCs apart from the IKE addresses (the RLOC space is what the tunnel carries; routing
-    // the IKE peer's own address into the tunnel would swallow IKE itself).
-    let to_pxtr = peer("to-pxtr", "10.99.0.2", "10.99.0.1", "192.0.2.1/32");
-    let mut c = Client::connect(&cloud.socket, Duration::from_secs(10)).expect("VICI (cloud)");
-    c.call("load-shared", load_shared(&to_pxtr))
-        .expect("key (cloud)");
-    let mut conn = load_conn(
-        &to_pxtr,
-        0,
-        "203.0.113.1/32".parse().unwrap(),
-        IpsecMode::Libipsec,
-    );
-    // Only the enterprise side initiates.
-    if let Some((_, pxtr::ipsec::vici::Value::Section(s))) = conn.entries.first_mut() {
-        for (k, v) in &mut s.entries {
-            if k == "children" {
-                if let pxtr::ipsec::vici::Value::Section(ch) = v {
-                    for (_, child) in &mut ch.entries {
-                        if let pxtr::ipsec::vici::Value::Section(child) = child {
-                            for (ck, cv) in &mut child.entries {
-                                if ck == "start_action" {
-                                    *cv = pxtr::ipsec::vici::Value::Str(b"trap".to_vec());
-                                }
-                            }
-                        }
+impl Pair {
+    fn new(tag: &str) -> Pair {
+        let pid = std::process::id();
+        let (na, nb) = (format!("px{tag}-a-{pid}"), format!("px{tag}-b-{pid}"));
+        let (va, vb) = (format!("px{tag}{pid}a"), format!("px{tag}{pid}b"));
+        let (ns_a, ns_b) = (Netns::new(&na), Netns::new(&nb));
+        let dir = std::env::temp_dir().join(format!("pxtr-ipsec-{tag}-{pid}"));
+        let enterprise = Charon::start(&ns_a.0, &dir.join("a"));
+        let cloud = Charon::start(&ns_b.0, &dir.join("b"));
+        ip(&["link", "add", &va, "type", "veth", "peer", "name", &vb]);
+        ip(&["link", "set", &va, "netns", &na]);
+        ip(&["link", "set", &vb, "netns", &nb]);
+        for (ns, dev, addr) in [(&na, &va, "10.99.0.1/24"), (&nb, &vb, "10.99.0.2/24")] {
+            ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        // Each side's RLOC is an address of its host (charon routes the peer's RLOCs into the
+        // tunnel from it).
+        ip(&["-n", &na, "addr", "add", "192.0.2.1/32", "dev", "lo"]);
+        ip(&["-n", &nb, "addr", "add", "203.0.113.1/32", "dev", "lo"]);
+        Pair {
+            enterprise,
+            cloud,
+            ns_a,
+            _ns_b: ns_b,
+            dir,
+        }
+    }
+
+    /// Loads the cloud side: the mirror image of what pxtr loads, answering only (the
+    /// enterprise side initiates). RLOCs apart from the IKE addresses (the RLOC space is what
+    /// the tunnel carries; routing the IKE peer's own address into the tunnel would swallow
+    /// IKE itself).
+    fn load_cloud(&self, to_pxtr: &IpsecPeer) {
+        let mut c =
+            Client::connect(&self.cloud.socket, Duration::from_secs(10)).expect("VICI (cloud)");
+        let creds = match to_pxtr.auth {
+            IpsecAuth::Psk => {
+                c.call("load-shared", load_shared(to_pxtr))
+                    .expect("key (cloud)");
+                None
+            }
+            IpsecAuth::Pubkey => {
+                let creds = peer_credentials(to_pxtr).expect("cloud's credentials");
+                c.call("load-cert", load_cert(&creds.certificate, false))
+                    .expect("certificate (cloud)");
+                c.call("load-cert", load_cert(&creds.ca_certificate, true))
+                    .expect("CA (cloud)");
+                c.call("load-key", load_key(&creds.private_key))
+                    .expect("key (cloud)");
+                Some(creds)
+            }
+        };
+        let mut conn = load_conn(
+            to_pxtr,
+            0,
+            "203.0.113.1/32".parse().unwrap(),
+            IpsecMode::Libipsec,
+            creds.as_ref(),
+        );
+        set_start_action(&mut conn, "trap");
+        c.call("load-conn", conn).expect("connection (cloud)");
+    }
+
+    fn logs(&self) -> String {
+        format!(
+            "enterprise charon:\n{}\ncloud charon:\n{}",
+            self.enterprise.log(),
+            self.cloud.log()
+        )
+    }
+
+    fn routes_a(&self) -> String {
+        ip_out(&["-n", &self.ns_a.0, "route", "show"])
+    }
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Sets every child's `start_action`.
+fn set_start_action(conn: &mut Section, action: &str) {
+    for (_, ike) in &mut conn.entries {
+        let Value::Section(ike) = ike else { continue };
+        for (k, children) in &mut ike.entries {
+            let (true, Value::Section(children)) = (k == "children", children) else {
+                continue;
+            };
+            for (_, child) in &mut children.entries {
+                let Value::Section(child) = child else {
+                    continue;
+                };
+                for (ck, cv) in &mut child.entries {
+                    if ck == "start_action" {
+                        *cv = Value::Str(action.as_bytes().to_vec());
                     }
                 }
             }
         }
     }
-    c.call("load-conn", conn).expect("connection (cloud)");
+}
 
-    // The enterprise side: pxtr's manager, as `pxtr run` starts it.
-    let ipsec = Ipsec {
-        mode: IpsecMode::Libipsec,
-        vici_socket: enterprise.socket.display().to_string(),
+/// pxtr's manager for the enterprise side, as `pxtr run` starts it, but driving the kernel of
+/// the enterprise's namespace.
+struct Manager {
+    stop: StopFlag,
+    thread: Option<std::thread::JoinHandle<()>>,
+    rx: Receiver<SaChange>,
+}
+
+impl Manager {
+    fn start(pair: &Pair, peers: Vec<IpsecPeer>) -> Manager {
+        let ipsec = Ipsec {
+            mode: IpsecMode::Libipsec,
+            vici_socket: pair.enterprise.socket.display().to_string(),
+            peers,
+        };
+        let tunnels = Tunnels::with_mode(
+            IpsecMode::Libipsec,
+            ipsec.peers.len(),
+            Ip::in_netns(&pair.ns_a.0),
+        );
+        let stop = StopFlag::new();
+        let (tx, rx) = crossbeam::channel::unbounded();
+        let st = stop.clone();
+        let thread = std::thread::spawn(move || {
+            manage(
+                ipsec,
+                tunnels,
+                Some("192.0.2.1/32".parse().unwrap()),
+                st,
+                tx,
+            )
+        });
+        Manager {
+            stop,
+            thread: Some(thread),
+            rx,
+        }
+    }
+
+    /// Stops it; panics if its thread did.
+    fn stop(mut self) {
+        self.stop.stop();
+        self.thread
+            .take()
+            .unwrap()
+            .join()
+            .expect("the manager panicked");
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        self.stop.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn the_manager_reports_the_sa_to_the_cloud_xtr_up() {
+    let pair = Pair::new("sa");
+    pair.load_cloud(&peer("to-pxtr", "10.99.0.2", "10.99.0.1", "192.0.2.1/32"));
+    assert!(
+        !pair.routes_a().contains("203.0.113.0/24"),
+        "{}",
+        pair.routes_a()
+    );
+    let m = Manager::start(
+        &pair,
+        vec![peer(
+            "cloud-xtr",
+            "10.99.0.1",
+            "10.99.0.2",
+            "203.0.113.0/24",
+        )],
+    );
+    let got = m.rx.recv_timeout(Duration::from_secs(30));
+    assert_eq!(got, Ok(SaChange::Up(0)), "{}", pair.logs());
+    // Userspace ESP: pxtr routed the peer's RLOC range into strongSwan's TUN itself.
+    let routes = pair.routes_a();
+    assert!(
+        routes
+            .lines()
+            .any(|l| l.starts_with("203.0.113.0/24 dev ipsec0")),
+        "{routes}"
+    );
+    m.stop();
+    // ... and removed it when it stopped.
+    let routes = pair.routes_a();
+    assert!(!routes.contains("203.0.113.0/24"), "{routes}");
+}
+
+/// Runs openssl; panics with its output when it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("openssl (ci/setup.sh installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA: `<name>.pem` and `<name>.key` in `dir`.
+fn make_ca(dir: &Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+            "-subj",
+            &format!("/CN=pxtr test {name}"),
+            "-days",
+            "2",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+}
+
+/// An end entity's key (`<name>.key`, PKCS#8 PEM) and certificate (`<name>.pem`) issued by
+/// `ca`, with `ip` in its subjectAltName.
+fn make_cert(dir: &Path, name: &str, ca: &str, ip: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={name}"),
+        ],
+    );
+    let ext = dir.join(format!("{name}.ext"));
+    std::fs::write(
+        &ext,
+        format!("basicConstraints=CA:FALSE\nsubjectAltName=IP:{ip}\n"),
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.ext"),
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    );
+}
+
+fn pubkey(p: IpsecPeer, dir: &Path, cert: &str, key: &str, ca: &str) -> IpsecPeer {
+    let f = |n: &str| dir.join(n).display().to_string();
+    IpsecPeer {
+        auth: IpsecAuth::Pubkey,
+        psk: String::new(),
+        certificate: f(cert),
+        private_key: f(key),
+        ca_certificate: f(ca),
+        ..p
+    }
+}
+
+/// No report on `rx` for `wait`, other than `allowed`.
+fn quiet(rx: &Receiver<SaChange>, wait: Duration, allowed: &[SaChange]) -> Option<SaChange> {
+    let deadline = Instant::now() + wait;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(c) if allowed.contains(&c) => {}
+            Ok(c) => return Some(c),
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+#[test]
+fn certificates_bring_the_sa_up_and_a_wrong_ca_keeps_the_peer_down() {
+    let pair = Pair::new("ce");
+    let certs = pair.dir.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    make_ca(&certs, "ca");
+    make_ca(&certs, "other-ca");
+    make_cert(&certs, "enterprise", "ca", "10.99.0.1");
+    make_cert(&certs, "cloud", "ca", "10.99.0.2");
+    // The cloud's credentials in the other encodings charon takes: DER certificate, PKCS#1
+    // DER key.
+    openssl(
+        &certs,
+        &[
+            "x509",
+            "-in",
+            "cloud.pem",
+            "-outform",
+            "DER",
+            "-out",
+            "cloud.der",
+        ],
+    );
+    openssl(
+        &certs,
+        &[
+            "rsa",
+            "-in",
+            "cloud.key",
+            "-traditional",
+            "-outform",
+            "DER",
+            "-out",
+            "cloud-key.der",
+        ],
+    );
+    std::fs::write(certs.join("garbage.key"), "not a key\n").unwrap();
+    pair.load_cloud(&pubkey(
+        peer("to-pxtr", "10.99.0.2", "10.99.0.1", "192.0.2.1/32"),
+        &certs,
+        "cloud.der",
+        "cloud-key.der",
+        "ca.pem",
+    ));
+    // A route of the peer's RLOC range into ipsec0 made by someone else (as ci/hybrid-lab.sh
+    // does): pxtr uses it and leaves it.
+    ip(&[
+        "-n",
+        &pair.ns_a.0,
+        "route",
+        "add",
+        "203.0.113.0/24",
+        "dev",
+        "ipsec0",
+    ]);
+
+    let cloud_xtr = || peer("cloud-xtr", "10.99.0.1", "10.99.0.2", "203.0.113.0/24");
+    // The enterprise trusts another CA than the one that issued the cloud's certificate.
+    let m = Manager::start(
+        &pair,
+        vec![pubkey(
+            cloud_xtr(),
+            &certs,
+            "enterprise.pem",
+            "enterprise.key",
+            "other-ca.pem",
+        )],
+    );
+    assert_eq!(
+        quiet(&m.rx, Duration::from_secs(8), &[]),
+        None,
+        "{}",
+        pair.logs()
+    );
+    m.stop();
+    let log = pair.enterprise.log();
+    assert!(
+        log.contains("CN=cloud") && log.contains("no trusted RSA public key found"),
+        "the enterprise refused the cloud's certificate:\n{log}"
+    );
+    assert!(
+        pair.routes_a().contains("203.0.113.0/24 dev ipsec0"),
+        "a route pxtr did not make stays: {}",
+        pair.routes_a()
+    );
+
+    // The right CA; and a second peer whose key file is garbage: logged, kept down, no panic.
+    let broken = IpsecPeer {
+        name: "broken".into(),
+        ..pubkey(
+            peer("broken", "10.99.0.1", "10.99.0.3", "198.18.0.0/24"),
+            &certs,
+            "enterprise.pem",
+            "garbage.key",
+            "ca.pem",
+        )
+    };
+    let m = Manager::start(
+        &pair,
+        vec![
+            pubkey(
+                cloud_xtr(),
+                &certs,
+                "enterprise.pem",
+                "enterprise.key",
+                "ca.pem",
+            ),
+            broken,
+        ],
+    );
+    let got = m.rx.recv_timeout(Duration::from_secs(30));
+    assert_eq!(got, Ok(SaChange::Up(0)), "{}", pair.logs());
+    assert_eq!(
+        quiet(&m.rx, Duration::from_secs(6), &[]),
+        None,
+        "the broken peer stays down"
+    );
+    m.stop();
+    let log = pair.enterprise.log();
+    assert!(
+        log.contains("authentication of 'CN=cloud' with RSA_EMSA_PKCS1_SHA2_256 successful"),
+        "{log}"
+    );
+}
+
+/// Whether this kernel can make an XFRM interface: asked of it directly, not through pxtr.
+fn kernel_has_xfrm_interfaces() -> bool {
+    Command::new("unshare")
+        .args([
+            "--net", "--", "ip", "link", "add", "x", "type", "xfrm", "dev", "lo", "if_id", "1",
+        ])
+        .output()
+        .expect("unshare")
+        .status
+        .success()
+}
+
+#[test]
+fn auto_picks_what_the_kernel_can_do_and_xfrm_says_why_not() {
+    let ipsec = |mode| Ipsec {
+        mode,
         peers: vec![peer(
             "cloud-xtr",
             "10.99.0.1",
             "10.99.0.2",
             "203.0.113.0/24",
         )],
+        ..Ipsec::default()
     };
-    let stop = StopFlag::new();
-    let (tx, rx) = crossbeam::channel::unbounded();
-    let st = stop.clone();
-    let manager =
-        std::thread::spawn(move || manage(ipsec, Some("192.0.2.1/32".parse().unwrap()), st, tx));
-    let got = rx.recv_timeout(Duration::from_secs(30));
-    stop.stop();
-    manager.join().unwrap();
-    assert_eq!(
-        got,
-        Ok(SaChange::Up(0)),
-        "enterprise charon:\n{}\ncloud charon:\n{}",
-        enterprise.log(),
-        cloud.log()
+    let has = kernel_has_xfrm_interfaces();
+    let auto = Tunnels::prepare(&ipsec(IpsecMode::Auto), Ip::host()).expect("auto");
+    let xfrm = Tunnels::prepare(&ipsec(IpsecMode::Xfrm), Ip::host());
+    if has {
+        // A full kernel (not this build machine's): xfrm where ESP is there too.
+        assert!(auto.mode() == IpsecMode::Xfrm || xfrm.is_err());
+        return;
+    }
+    // This machine: no XFRM interfaces, no ESP.
+    assert_eq!(auto.mode(), IpsecMode::Libipsec);
+    let e = xfrm
+        .expect_err("xfrm on a kernel without XFRM interfaces")
+        .to_string();
+    assert!(
+        e.contains("ipsec.mode = \"xfrm\"")
+            && e.contains("no XFRM interfaces")
+            && e.contains("mode = \"libipsec\""),
+        "{e}"
     );
+
+    // `pxtr run` stops there, before DPDK starts, saying so.
+    let dir = std::env::temp_dir().join(format!("pxtr-xfrm-mode-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("pxtr.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{}\n[ipsec]\nmode = \"xfrm\"\n[[ipsec.peers]]\nname = \"cloud-xtr\"\n\
+             local_address = \"10.99.0.1\"\nremote_address = \"10.99.0.2\"\n\
+             remote_rlocs = [\"203.0.113.0/24\"]\npsk = \"0123456789abcdef-key\"\n",
+            pxtr::config::EMBEDDED_LAB
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pxtr"))
+        .env("RUST_LOG", "info")
+        .args(["run", "--duration", "1", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run pxtr");
+    std::fs::remove_dir_all(&dir).ok();
+    let log = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains("ipsec.mode = \"xfrm\", but this kernel cannot do it"),
+        "{log}"
+    );
+    assert!(!log.contains("starting DPDK EAL"), "{log}");
 }

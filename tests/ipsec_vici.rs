@@ -59,6 +59,7 @@ fn charon_takes_the_connection_and_key_pxtr_builds() {
             0,
             "198.51.100.1/32".parse().unwrap(),
             IpsecMode::Libipsec,
+            None,
         ),
     )
     .expect("load-conn");
@@ -118,7 +119,7 @@ fn charon_takes_the_connection_and_key_pxtr_builds() {
     let text = format!(
         "{}\n[ipsec]\nvici_socket = \"{}\"\n[[ipsec.peers]]\nname = \"pxtr-peer\"\n\
          local_address = \"192.0.2.1\"\nremote_address = \"203.0.113.1\"\n\
-         remote_rlocs = [\"203.0.113.0/24\"]\nauth = \"psk\"\npsk = \"0123456789abcdef-key\"\n\
+         remote_rlocs = [\"100.64.2.0/24\"]\nauth = \"psk\"\npsk = \"0123456789abcdef-key\"\n\
          ike_proposals = [\"aes256-sha256-modp2048\"]\nesp_proposals = [\"aes256-sha256\"]\n",
         pxtr::config::EMBEDDED_LAB,
         charon.socket.display()

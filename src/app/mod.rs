@@ -63,6 +63,8 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Ipsec(#[from] crate::ipsec::kernel::Error),
     #[error("cannot install the {signal} handler: {source}")]
     Signal {
         signal: &'static str,
@@ -135,6 +137,17 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, AppError> {
         }
     })?;
 
+    // The ESP this host gives the IPsec tunnels, before anything starts: probed for mode =
+    // "auto"; mode = "xfrm" on a kernel that cannot do it stops here, with the reason.
+    let tunnels = if cfg.ipsec.peers.is_empty() {
+        None
+    } else {
+        Some(crate::ipsec::kernel::Tunnels::prepare(
+            &cfg.ipsec,
+            crate::ipsec::kernel::Ip::host(),
+        )?)
+    };
+
     let eal_args = cfg.eal_args();
     tracing::info!(appliance = %cfg.appliance.name, role = %cfg.role(), args = %eal_args.join(" "), "starting DPDK EAL");
     let eal = Eal::init(&eal_args)?;
@@ -150,7 +163,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, AppError> {
     )?;
     let mbufs_total = pool.size();
     let (report, control) = {
-        let mut running = start(cfg, &eal, &pool, &stop)?;
+        let mut running = start(cfg, &eal, &pool, &stop, tunnels)?;
         control_loop(cfg, opts, &stop, &reload, &mut running);
         let r = shutdown(&stop, &mut running);
         (r, running.control.stats.clone())
@@ -174,7 +187,13 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, AppError> {
     })
 }
 
-fn start(cfg: &Config, eal: &Eal, pool: &Mempool, stop: &StopFlag) -> Result<Running, AppError> {
+fn start(
+    cfg: &Config,
+    eal: &Eal,
+    pool: &Mempool,
+    stop: &StopFlag,
+    tunnels: Option<crate::ipsec::kernel::Tunnels>,
+) -> Result<Running, AppError> {
     let tx_queues = cfg.tx_queues_per_port();
     let mut ports = Vec::new();
     for p in &cfg.ports {
@@ -327,7 +346,7 @@ fn start(cfg: &Config, eal: &Eal, pool: &Mempool, stop: &StopFlag) -> Result<Run
             tracing::info!(%addr, "Map-Server/Map-Resolver listening (kernel UDP)");
         }
     }
-    if !cfg.ipsec.peers.is_empty() {
+    if let Some(tunnels) = tunnels {
         let (tx, rx) = crossbeam::channel::unbounded();
         let ranges = cfg
             .ipsec
@@ -348,7 +367,7 @@ fn start(cfg: &Config, eal: &Eal, pool: &Mempool, stop: &StopFlag) -> Result<Run
         });
         let h = std::thread::Builder::new()
             .name("pxtr-ipsec".into())
-            .spawn(move || crate::ipsec::manage(ipsec, local_ts, st, tx))
+            .spawn(move || crate::ipsec::manage(ipsec, tunnels, local_ts, st, tx))
             .map_err(|source| AppError::Thread {
                 name: "pxtr-ipsec",
                 source,

@@ -128,7 +128,8 @@ pub fn load_str(
 
     let outcome = deserialize_collecting(&mut tree, &env_paths);
     issues.extend(outcome.issues);
-    if let Some(config) = outcome.config {
+    if let Some(mut config) = outcome.config {
+        resolve_paths(&mut config, origin);
         let bad_paths: Vec<String> = issues.iter().map(|i| i.path.clone()).collect();
         for mut issue in validate(&config) {
             // Validation saw the tree with malformed elements removed: renumber to the file's.
@@ -162,6 +163,25 @@ pub fn load_str(
         file: origin.to_owned(),
         issues,
     })
+}
+
+/// Credential files named by a relative path are found next to the configuration file (as a
+/// network engineer keeps them: /etc/pxtr/pxtr.toml beside /etc/pxtr/certs/...).
+fn resolve_paths(cfg: &mut Config, origin: &Path) {
+    let Some(dir) = origin.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return;
+    };
+    for p in &mut cfg.ipsec.peers {
+        for f in [
+            &mut p.certificate,
+            &mut p.private_key,
+            &mut p.ca_certificate,
+        ] {
+            if !f.is_empty() && Path::new(f.as_str()).is_relative() {
+                *f = dir.join(f.as_str()).display().to_string();
+            }
+        }
+    }
 }
 
 /// Picks the `PXTR_<SECTION>__<KEY>` overrides out of `env`. Every top-level key is a section,

@@ -628,10 +628,18 @@ pub struct IpsecPeer {
     pub auth: IpsecAuth,
     /// Pre-shared key (auth = "psk").
     pub psk: String,
-    /// Certificate, private key and CA files (auth = "pubkey").
+    /// Our certificate, its private key, and the CA certificate the peer's certificate must
+    /// chain up to (auth = "pubkey"): PEM or DER files; relative paths are relative to the
+    /// configuration file's folder.
     pub certificate: String,
     pub private_key: String,
     pub ca_certificate: String,
+    /// Our IKE identity with auth = "pubkey" (e.g. "CN=pxtr-1" or an address in the
+    /// certificate's subjectAltName); empty: the certificate's subject.
+    pub local_id: String,
+    /// The identity the peer must prove with auth = "pubkey"; empty: any identity in a
+    /// certificate issued by `ca_certificate`.
+    pub remote_id: String,
     pub ike_proposals: Vec<String>,
     pub esp_proposals: Vec<String>,
 }
@@ -648,6 +656,8 @@ impl Default for IpsecPeer {
             certificate: String::new(),
             private_key: String::new(),
             ca_certificate: String::new(),
+            local_id: String::new(),
+            remote_id: String::new(),
             ike_proposals: vec!["aes256gcm16-prfsha384-ecp384".into()],
             esp_proposals: vec!["aes256gcm16-ecp384".into()],
         }

@@ -902,6 +902,8 @@ fn check_ipsec(c: &mut Checker, cfg: &Config) {
                 }
             }
             super::model::IpsecAuth::Pubkey => {
+                // The files are read here too, so that `pxtr check-config` on the appliance
+                // finds a missing, unreadable, encrypted or mistaken file before charon does.
                 for (k, v) in [
                     ("certificate", &p.certificate),
                     ("private_key", &p.private_key),
@@ -909,8 +911,41 @@ fn check_ipsec(c: &mut Checker, cfg: &Config) {
                 ] {
                     if v.is_empty() {
                         c.missing(at(k), "required with auth = \"pubkey\": a file path");
+                        continue;
+                    }
+                    let file = std::path::Path::new(v);
+                    let read = if k == "private_key" {
+                        crate::ipsec::creds::read_private_key(file).map(|_| ())
+                    } else {
+                        crate::ipsec::creds::read_certificate(file).map(|_| ())
+                    };
+                    if let Err(e) = read {
+                        c.bad(at(k), Some(format!("{v:?}")), e.to_string());
                     }
                 }
+            }
+        }
+        if p.auth != super::model::IpsecAuth::Pubkey {
+            for (k, v) in [("local_id", &p.local_id), ("remote_id", &p.remote_id)] {
+                if !v.is_empty() {
+                    c.bad(
+                        at(k),
+                        Some(format!("{v:?}")),
+                        "only with auth = \"pubkey\" (with a pre-shared key the identities are the IKE addresses)",
+                    );
+                }
+            }
+        }
+        if let Some(r) = p.remote_address {
+            if let Some(n) = p.remote_rlocs.iter().find(|n| n.contains(&r)) {
+                c.bad(
+                    at("remote_rlocs"),
+                    Some(n.to_string()),
+                    format!(
+                        "holds remote_address {r}: pxtr routes remote_rlocs into the tunnel, which \
+                         would carry IKE itself (use RLOCs apart from the IKE addresses)"
+                    ),
+                );
             }
         }
         if p.ike_proposals.is_empty() || p.esp_proposals.is_empty() {

@@ -33,10 +33,10 @@ impl Charon {
         std::fs::write(
             &conf,
             format!(
-                "charon {{\n  load_modular = no\n  load = random nonce pem pkcs1 x509 pubkey \
+                "charon {{\n  load_modular = no\n  load = random nonce pem pkcs1 pkcs8 x509 pubkey \
                  socket-default kernel-libipsec kernel-netlink vici kdf hmac sha1 sha2 aes gmp\n  \
                  plugins {{\n    vici {{\n      socket = unix://{}\n    }}\n  }}\n  \
-                 filelog {{\n    f {{\n      path = {}\n      default = 1\n    }}\n  }}\n}}\n",
+                 filelog {{\n    f {{\n      path = {}\n      default = 1\n      flush_line = yes\n    }}\n  }}\n}}\n",
                 socket.display(),
                 log.display()
             ),
