@@ -195,9 +195,6 @@ EOF
 }
 start_charon pxlab-px px
 start_charon pxlab-xt xt
-# The peer's RLOC subnet goes into the tunnel (userspace ESP reads it from ipsec0).
-inns pxlab-px ip route add 100.64.2.0/24 dev ipsec0
-inns pxlab-xt ip route add 100.64.1.0/24 dev ipsec0
 
 # The appliances' configurations.
 common() { # role, name, eid mac, rloc mac, rloc, peer rloc range, wan, peer wan, peer name, vici
