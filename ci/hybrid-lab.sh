@@ -257,6 +257,7 @@ ike_proposals = ["aes256-sha256-modp2048"]
 esp_proposals = ["aes256-sha256"]
 [control]
 stats_interval_s = 1
+socket = "$DIR/$2.sock"
 EOF
 }
 common pxtr pxtr-1 02:00:00:00:01:01 02:00:00:00:01:02 100.64.1.1 100.64.2.0/24 \
@@ -398,5 +399,5 @@ fi
 if [ "$failed" = 1 ]; then
   for f in "$DIR/pxtr-1.log" "$DIR/xtr-1.log"; do log "last lines of $f:"; tail -n 30 "$f" >&2; done
 fi
-if [ "$keep" = 1 ]; then log "kept up: Ctrl-C to tear down"; sleep infinity; fi
+if [ "$keep" = 1 ]; then log "kept up: e.g. $PXTR ctl --socket $DIR/pxtr-1.sock show map-cache (or xtr-1.sock); Ctrl-C to tear down"; sleep infinity & wait $!; fi
 exit "$failed"

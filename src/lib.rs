@@ -6,6 +6,7 @@
 pub mod app;
 pub mod config;
 pub mod control;
+pub mod ctl;
 pub mod dataplane;
 pub mod dpdk;
 pub mod ipsec;

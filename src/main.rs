@@ -37,6 +37,23 @@ enum Command {
     },
     /// Print the embedded default (lab) configuration.
     DefaultConfig,
+    /// Ask the running appliance: show map-cache [PREFIX], show site, show database-mapping,
+    /// show dynamic-eid, show neighbors, show stats, show ipsec, clear map-cache [PREFIX].
+    Ctl {
+        /// The appliance's control.socket (default: the one in --config, else
+        /// /run/pxtr/pxtr.sock).
+        #[arg(short, long)]
+        socket: Option<PathBuf>,
+        /// Read control.socket from this configuration file.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Print the answer as JSON (for scripts) instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// The command, e.g. `show map-cache 10.1.0.0/16`.
+        #[arg(required = true, num_args = 1.., trailing_var_arg = true)]
+        words: Vec<String>,
+    },
 }
 
 fn init_logging(filter: &str) {
@@ -80,6 +97,48 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Ctl {
+            socket,
+            config,
+            json,
+            words,
+        } => {
+            let req = match pxtr::ctl::parse(&words.join(" ")) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("pxtr ctl: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let socket = match (socket, config) {
+                (Some(s), _) => s,
+                (None, Some(c)) => match config::load_file(&c) {
+                    Ok(cfg) => PathBuf::from(cfg.control.socket),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::from(1);
+                    }
+                },
+                (None, None) => PathBuf::from(config::Control::default().socket),
+            };
+            match pxtr::ctl::ask(&socket, &words) {
+                Ok(data) => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&data).unwrap_or_default()
+                        );
+                    } else {
+                        print!("{}", pxtr::ctl::render::render(&req, &data));
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("pxtr ctl: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::DefaultConfig => {
             print!("{}", config::EMBEDDED_LAB);
             ExitCode::SUCCESS

@@ -99,6 +99,7 @@ stats_interval_s = 0
         std::fs::write(&cfg, config).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_pxtr"))
             .env("RUST_LOG", "info")
+            .env("PXTR_CONTROL__SOCKET", dir.join("ctl.sock"))
             .args(["run", "--config"])
             .arg(&cfg)
             .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
@@ -457,6 +458,92 @@ fn seed_first_walk_through_pxtr_run_on_tap_ports() {
         "VM-C's packets not encapsulated\n{}",
         app.log()
     );
+
+    // pxtr ctl: what the appliance learnt, as tables and as JSON; clearing an entry.
+    let socket = app.dir.join("ctl.sock");
+    let ctl = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_pxtr"))
+            .arg("ctl")
+            .arg("--socket")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .expect("pxtr ctl");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let cached = || -> Vec<(String, String)> {
+        let (code, out, err) = ctl(&["--json", "show", "map-cache"]);
+        assert_eq!(code, Some(0), "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        v["map_cache"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["prefix"].as_str().unwrap().to_string(),
+                    e["locators"][0]["address"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            })
+            .collect()
+    };
+    let before = cached();
+    for vm in [VM_B, VM_C] {
+        assert!(
+            before.contains(&(format!("{vm}/32"), XTR_RLOC.to_string())),
+            "{vm} at {XTR_RLOC} in {before:?}"
+        );
+    }
+    let (code, table, _) = ctl(&["show", "map-cache", "10.1.1.0/24"]);
+    assert_eq!(code, Some(0));
+    let row = table
+        .lines()
+        .find(|l| l.contains("10.1.1.20/32"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains(&format!("{XTR_RLOC} up")), "{table}");
+    let (_, stats, _) = ctl(&["show", "stats"]);
+    let encap = stats
+        .lines()
+        .find(|l| l.starts_with("encap "))
+        .unwrap_or_else(|| panic!("{stats}"));
+    assert!(
+        encap
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 2,
+        "{stats}"
+    );
+    let (_, neighbors, _) = ctl(&["show", "neighbors"]);
+    assert!(
+        neighbors
+            .lines()
+            .any(|l| l.starts_with(GATEWAY) && l.contains("fe:fe")),
+        "{neighbors}"
+    );
+    let (code, cleared, err) = ctl(&["clear", "map-cache", VM_B]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        cleared.starts_with("1 map-cache entries cleared"),
+        "{cleared}"
+    );
+    let after = cached();
+    assert!(!after.iter().any(|(p, _)| p == "10.1.1.20/32"), "{after:?}");
+    assert!(after.iter().any(|(p, _)| p == "10.1.1.30/32"), "{after:?}");
+    // A command it does not know is a usage error, before asking anything.
+    let (code, _, err) = ctl(&["show", "everything"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown command"), "{err}");
+
     let log = app.stop();
 
     // tshark decodes what left the RLOC port: the Map-Notify, the forwarded Map-Requests

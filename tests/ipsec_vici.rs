@@ -127,6 +127,7 @@ fn charon_takes_the_connection_and_key_pxtr_builds() {
     std::fs::write(&cfg_path, text).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_pxtr"))
         .env("RUST_LOG", "info")
+        .env("PXTR_CONTROL__SOCKET", cfg_path.with_extension("sock"))
         .args(["run", "--duration", "3", "--config"])
         .arg(&cfg_path)
         .output()

@@ -9,8 +9,14 @@ use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
 fn pxtr() -> Command {
+    // Each run its own `pxtr ctl` socket: tests run in parallel.
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut c = Command::new(env!("CARGO_BIN_EXE_pxtr"));
-    c.env("RUST_LOG", "info");
+    c.env("RUST_LOG", "info").env(
+        "PXTR_CONTROL__SOCKET",
+        std::env::temp_dir().join(format!("pxtr-run-test-{}-{n}.sock", std::process::id())),
+    );
     c
 }
 

@@ -106,6 +106,18 @@ pub(super) struct Control {
         crossbeam::channel::Receiver<SaChange>,
         Vec<Vec<ipnet::IpNet>>,
     )>,
+    ipsec_state: Vec<PeerState>,
+}
+
+/// An IPsec peer as the control core knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerState {
+    /// A child SA is up (and the peer's RLOC ranges are reachable).
+    pub up: bool,
+    /// Since when (control-core milliseconds).
+    pub since_ms: u64,
+    /// Up/down changes so far.
+    pub changes: u64,
 }
 
 impl Control {
@@ -130,6 +142,7 @@ impl Control {
             static_neighbors: Vec::new(),
             udp: Vec::new(),
             ipsec: None,
+            ipsec_state: Vec::new(),
             plan,
             cache,
             neighbors,
@@ -239,7 +252,31 @@ impl Control {
             self.plane
                 .set_range_reachable(*r, false, now_ms, &mut self.outbox);
         }
+        self.ipsec_state = vec![
+            PeerState {
+                up: false,
+                since_ms: now_ms,
+                changes: 0,
+            };
+            ranges.len()
+        ];
         self.ipsec = Some((rx, ranges));
+    }
+
+    /// Each IPsec peer's state (config order), as the SA changes reported it.
+    pub fn ipsec_state(&self) -> &[PeerState] {
+        &self.ipsec_state
+    }
+
+    /// Forgets the mappings learnt from the mapping system inside `filter` (all without one):
+    /// gone from the map-cache at once, resolved again on the next miss. Static mappings stay.
+    pub fn clear_map_cache(&mut self, filter: Option<ipnet::IpNet>, now_ms: u64) -> usize {
+        let n = match self.plane.itr.as_mut() {
+            Some(itr) => itr.clear(filter, &mut self.outbox),
+            None => 0,
+        };
+        self.perform(now_ms);
+        n
     }
 
     fn poll_ipsec(&mut self, now_ms: u64) -> bool {
@@ -253,6 +290,15 @@ impl Control {
                 SaChange::Up(i) => (i, true),
                 SaChange::Down(i) => (i, false),
             };
+            if let Some(st) = self.ipsec_state.get_mut(i) {
+                if st.up != up {
+                    *st = PeerState {
+                        up,
+                        since_ms: now_ms,
+                        changes: st.changes + 1,
+                    };
+                }
+            }
             for r in ranges.get(i).into_iter().flatten() {
                 self.plane
                     .set_range_reachable(*r, up, now_ms, &mut self.outbox);

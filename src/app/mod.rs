@@ -3,6 +3,7 @@
 //! workers and ports and checks that every mbuf came back.
 
 mod control;
+mod ctl;
 pub mod tap;
 pub mod worker;
 
@@ -43,6 +44,8 @@ pub enum AppError {
         iface: String,
         reason: String,
     },
+    #[error("{0}")]
+    Ctl(#[from] crate::ctl::ServerError),
     #[error("worker on lcore {lcore}: {source}")]
     Worker {
         lcore: u32,
@@ -99,6 +102,8 @@ struct Running {
     stop: StopFlag,
     /// The thread that drives strongSwan (when IPsec peers are configured).
     ipsec: Option<std::thread::JoinHandle<()>>,
+    /// `pxtr ctl`'s socket (served by the control loop).
+    ctl: Option<crate::ctl::Server>,
 }
 
 impl Drop for Running {
@@ -329,7 +334,13 @@ fn start(
         workers: Vec::new(),
         stop: stop.clone(),
         ipsec: None,
+        ctl: None,
     };
+    if !cfg.control.socket.is_empty() {
+        let server = crate::ctl::Server::bind(std::path::Path::new(&cfg.control.socket))?;
+        tracing::info!(socket = %cfg.control.socket, "pxtr ctl answers here");
+        running.ctl = Some(server);
+    }
     if running.ports.is_empty() && cfg.map_server.enabled {
         // No DPDK port (role ms-mr): the Map-Server/Map-Resolver listens on kernel sockets.
         let addrs = if cfg.map_server.listen.is_empty() {
@@ -518,6 +529,7 @@ fn control_loop(
     let mut next_stats = started + interval;
     tracing::info!("running; Ctrl-C or SIGTERM stops");
     let mut last_pass = Instant::now();
+    let mut rates = ctl::Rates::default();
     while !stop.is_stopped() {
         // The workers never wait for this loop, so a stall costs signalling (resolutions,
         // registrations, ARP answers, probes) but not the forwarding of cached flows; it is
@@ -535,7 +547,13 @@ fn control_loop(
             );
         }
         let now_ms = started.elapsed().as_millis() as u64;
-        if !running.control.poll(now_ms) {
+        let mut busy = running.control.poll(now_ms);
+        rates.sample(running);
+        if let Some(mut server) = running.ctl.take() {
+            busy |= server.poll(|req| ctl::answer(cfg, running, &rates, req, now_ms));
+            running.ctl = Some(server);
+        }
+        if !busy {
             std::thread::sleep(Duration::from_millis(1));
         }
         let now = Instant::now();

@@ -95,6 +95,8 @@ pub struct ItrStats {
     pub probe_misses: u64,
     pub rloc_down: u64,
     pub rloc_up: u64,
+    /// Mappings removed by `pxtr ctl clear map-cache`.
+    pub cleared: u64,
 }
 
 impl ItrStats {
@@ -123,6 +125,7 @@ impl ItrStats {
                 self.hosts_local_again,
             ),
             ("mappings_expired", self.expired),
+            ("mappings_cleared", self.cleared),
             ("mapping_refreshes", self.refreshes),
             ("smr_received", self.smr_received),
             ("smr_invoked_sent", self.smr_invoked_sent),
@@ -472,6 +475,28 @@ impl Itr {
                 remote,
             },
         );
+    }
+
+    /// Forgets the mappings it installed that lie inside `filter` (all without one), as their
+    /// expiry would (`pxtr ctl clear map-cache`): unmapped from the map-cache, no longer
+    /// answered for by proxy, resolved again on the next miss. Returns how many.
+    pub fn clear(&mut self, filter: Option<IpNet>, out: &mut Outbox) -> usize {
+        let keys: Vec<Key> = self
+            .installed
+            .keys()
+            .filter(|(_, p)| {
+                filter.map_or(true, |f| {
+                    f.contains(p) || p.contains(&f.network()) && p.prefix_len() <= f.prefix_len()
+                })
+            })
+            .copied()
+            .collect();
+        for k in &keys {
+            self.uninstall(*k, out);
+            self.backoff.remove(k);
+        }
+        self.stats.cleared += keys.len() as u64;
+        keys.len()
     }
 
     fn uninstall(&mut self, key: Key, out: &mut Outbox) {

@@ -214,6 +214,21 @@ struct EntryState {
     expires: Option<u64>,
     hits: u64,
     hits_seen: u32,
+    /// When the prefix was first installed (a replacement keeps it).
+    installed: u64,
+}
+
+/// One map-cache entry as `pxtr ctl` shows it (see [`MapCacheWriter::entries`]).
+#[derive(Debug, Clone, Copy)]
+pub struct EntryView<'a> {
+    pub iid: u32,
+    pub prefix: IpNet,
+    pub mapping: &'a Mapping,
+    /// When it expires (caller's milliseconds); `None`: never.
+    pub expires_ms: Option<u64>,
+    /// When the prefix was first installed.
+    pub installed_ms: u64,
+    pub usage: Usage,
 }
 
 enum Retired {
@@ -364,6 +379,22 @@ impl MapCacheWriter {
     pub fn get(&self, iid: u32, prefix: IpNet) -> Option<&Mapping> {
         let id = self.find(iid, prefix)?;
         Some(&self.entries.get(id as usize)?.as_ref()?.mapping)
+    }
+
+    /// Every entry, in no particular order (the control core's view: what `pxtr ctl show
+    /// map-cache` lists). Usage is as of the last [`MapCacheWriter::collect_usage`].
+    pub fn entries(&self) -> impl Iterator<Item = EntryView<'_>> + '_ {
+        self.entries.iter().flatten().map(|e| EntryView {
+            iid: e.iid,
+            prefix: e.prefix,
+            mapping: &e.mapping,
+            expires_ms: e.expires,
+            installed_ms: e.installed,
+            usage: Usage {
+                hits: e.hits,
+                last_used_ms: e.last_used,
+            },
+        })
     }
 
     /// Usage of `iid`/`prefix` as of the last [`MapCacheWriter::collect_usage`].
@@ -549,6 +580,7 @@ impl MapCacheWriter {
             expires,
             hits: 0,
             hits_seen,
+            installed: now_ms,
         });
         self.lru.insert((now_ms, id));
         if let Some(x) = expires {

@@ -30,8 +30,8 @@ mod neighbor;
 mod qsbr;
 
 pub use cache::{
-    map_cache, InsertOutcome, MapCacheConfig, MapCacheReader, MapCacheWriter, MemoryUsage, Packed,
-    Resolution, Snapshot, Usage,
+    map_cache, EntryView, InsertOutcome, MapCacheConfig, MapCacheReader, MapCacheWriter,
+    MemoryUsage, Packed, Resolution, Snapshot, Usage,
 };
 pub use mapping::{Locator, Mapping, NegativeAction, MAX_LOCATORS, PRIORITY_UNUSABLE};
 pub use neighbor::{neighbor_table, Neighbor, NeighborReader, NeighborSnapshot, NeighborWriter};

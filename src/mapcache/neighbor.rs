@@ -126,7 +126,12 @@ impl NeighborWriter {
         self.ids.is_empty()
     }
 
-    /// The entry for `ip`.
+    /// Every neighbour, in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = (IpAddr, Neighbor)> + '_ {
+        self.ids.iter().map(|(ip, (_, n))| (*ip, *n))
+    }
+
+    /// The neighbour of `ip`, if any.
     pub fn get(&self, ip: IpAddr) -> Option<Neighbor> {
         self.ids.get(&ip).map(|(_, n)| *n)
     }
