@@ -259,6 +259,105 @@ fn the_manager_reports_the_sa_to_the_cloud_xtr_up() {
     assert!(!routes.contains("203.0.113.0/24"), "{routes}");
 }
 
+/// Adds `key = value` to the IKE SA of `conn`.
+fn set_ike(conn: &mut Section, key: &str, value: &str) {
+    for (_, ike) in &mut conn.entries {
+        if let Value::Section(ike) = ike {
+            ike.entries
+                .push((key.to_string(), Value::Str(value.as_bytes().to_vec())));
+        }
+    }
+}
+
+/// Adds `key = value` to every child of `conn`.
+fn set_in_conn(conn: &mut Section, key: &str, value: &str) {
+    for (_, ike) in &mut conn.entries {
+        let Value::Section(ike) = ike else { continue };
+        for (k, children) in &mut ike.entries {
+            let (true, Value::Section(children)) = (k == "children", children) else {
+                continue;
+            };
+            for (_, child) in &mut children.entries {
+                if let Value::Section(child) = child {
+                    child
+                        .entries
+                        .push((key.to_string(), Value::Str(value.as_bytes().to_vec())));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn rekeys_keep_the_peer_up_and_a_rekeyed_child_going_down_takes_it_down() {
+    let pair = Pair::new("rk");
+    // The cloud side rekeys its child SA every 3 s and its IKE SA every 5 s, less a random
+    // part (charon's defaults are hours), well before either expires.
+    {
+        let to_pxtr = peer("to-pxtr", "10.99.0.2", "10.99.0.1", "192.0.2.1/32");
+        let mut c = Client::connect(&pair.cloud.socket, Duration::from_secs(10)).expect("VICI");
+        c.call("load-shared", load_shared(&to_pxtr)).expect("key");
+        let mut conn = load_conn(
+            &to_pxtr,
+            0,
+            "203.0.113.1/32".parse().unwrap(),
+            IpsecMode::Libipsec,
+            None,
+        );
+        set_start_action(&mut conn, "trap");
+        set_in_conn(&mut conn, "rekey_time", "3s");
+        set_in_conn(&mut conn, "life_time", "30s");
+        set_ike(&mut conn, "rekey_time", "5s");
+        set_ike(&mut conn, "over_time", "30s");
+        set_in_conn(&mut conn, "rand_time", "0s");
+        set_ike(&mut conn, "rand_time", "0s");
+        c.call("load-conn", conn).expect("connection");
+    }
+    let m = Manager::start(
+        &pair,
+        vec![peer(
+            "cloud-xtr",
+            "10.99.0.1",
+            "10.99.0.2",
+            "203.0.113.0/24",
+        )],
+    );
+    assert_eq!(
+        m.rx.recv_timeout(Duration::from_secs(30)),
+        Ok(SaChange::Up(0)),
+        "{}",
+        pair.logs()
+    );
+    // Several child rekeys (each new child SA logs its SPIs) and IKE rekeys: the peer stays up
+    // throughout.
+    let rekeys = |log: &str| {
+        log.matches("established with SPIs").count() >= 4 && log.matches("rekeyed").count() >= 2
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while !rekeys(&pair.enterprise.log()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rekeys:\n{}",
+            pair.logs()
+        );
+        if let Ok(c) = m.rx.recv_timeout(Duration::from_millis(200)) {
+            panic!("{c:?} during rekeys\n{}", pair.logs());
+        }
+    }
+    // The child SA now up is one that replaced another: when it goes down (the cloud closes
+    // it), the peer goes down, whatever ids it had before.
+    let mut c = Client::connect(&pair.cloud.socket, Duration::from_secs(10)).expect("VICI");
+    let req = Section::new().kv("child", "to-pxtr").kv("timeout", "-1");
+    c.call("terminate", req).expect("terminate");
+    assert_eq!(
+        m.rx.recv_timeout(Duration::from_secs(10)),
+        Ok(SaChange::Down(0)),
+        "{}",
+        pair.logs()
+    );
+    m.stop();
+}
+
 /// Runs openssl; panics with its output when it fails.
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")

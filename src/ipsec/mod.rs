@@ -56,6 +56,9 @@ pub enum SaEvent {
     ChildDown(usize, Vec<String>),
     /// The IKE SA of peer `.0` went down, and every child SA with it.
     IkeDown(usize),
+    /// Child SAs of peer `.0` were rekeyed: (old unique id, new unique id). The new SA
+    /// replaces the old one without a `child-updown` for either.
+    ChildRekey(usize, Vec<(String, String)>),
 }
 
 /// What a VICI event is about: charon names the IKE SA section after the connection (our
@@ -79,6 +82,25 @@ pub fn sa_event(name: &str, msg: &Section, peers: &[IpsecPeer]) -> Option<SaEven
                 .collect()
         })
         .unwrap_or_default();
+    if name == "child-rekey" {
+        // child-sas = { <name> = { old = { uniqueid = .. } new = { uniqueid = .. } } }
+        let pairs: Vec<(String, String)> = ike
+            .sub("child-sas")
+            .map(|c| {
+                c.entries
+                    .iter()
+                    .filter_map(|(_, v)| match v {
+                        vici::Value::Section(s) => Some((
+                            s.sub("old")?.str("uniqueid")?,
+                            s.sub("new")?.str("uniqueid")?,
+                        )),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        return Some(SaEvent::ChildRekey(index, pairs));
+    }
     match (name, up) {
         ("child-updown", true) => Some(SaEvent::ChildUp(index, children)),
         ("child-updown", false) => Some(SaEvent::ChildDown(index, children)),
@@ -247,7 +269,7 @@ pub fn manage(
         }
         st.loaded.iter_mut().for_each(|l| *l = false);
         load_missing(&mut c, &ipsec, &mut st, local_ts, mode);
-        for ev in ["child-updown", "ike-updown"] {
+        for ev in ["child-updown", "ike-updown", "child-rekey"] {
             if let Err(e) = c.register(ev) {
                 tracing::error!(%e, event = ev, "cannot follow strongSwan's SA events");
             }
@@ -287,6 +309,12 @@ pub fn manage(
                                 }
                             }
                             SaEvent::IkeDown(i) => st.children[i].clear(),
+                            SaEvent::ChildRekey(i, pairs) => {
+                                for (old, new) in pairs {
+                                    st.children[i].remove(&old);
+                                    st.children[i].insert(new);
+                                }
+                            }
                         }
                     }
                 }
@@ -494,6 +522,23 @@ mod tests {
         assert_eq!(
             sa_event("ike-updown", &ev(false, "other"), &peers),
             Some(SaEvent::IkeDown(0))
+        );
+        // A rekey names the old and the new child SA.
+        let rekey = Section::new().section(
+            "cloud",
+            Section::new().section(
+                "child-sas",
+                Section::new().section(
+                    "cloud-8",
+                    Section::new()
+                        .section("old", Section::new().kv("uniqueid", "7"))
+                        .section("new", Section::new().kv("uniqueid", "8")),
+                ),
+            ),
+        );
+        assert_eq!(
+            sa_event("child-rekey", &rekey, &peers),
+            Some(SaEvent::ChildRekey(1, vec![("7".into(), "8".into())]))
         );
         // IKE up alone is not a tunnel yet; a connection we did not load is not ours.
         assert_eq!(sa_event("ike-updown", &ev(true, "cloud"), &peers), None);
