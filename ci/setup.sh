@@ -15,8 +15,9 @@ PACKAGES=(
   libsystemd-dev
   # tests and lab: namespaces, veth, packet checks
   iproute2 iputils-ping tshark
-  # the lab's stall of a control core (ci/stall-thread.py: ptrace through ctypes)
-  python3
+  # the lab's stall of a control core (ci/stall-thread.py: ptrace through ctypes); the venv
+  # with TRex's client library that perf/trex/check.sh makes (from PyPI)
+  python3 python3-venv
   # IPsec to the cloud xTR: strongSwan's IKE daemon with its VICI plugin, and kernel-libipsec
   # (userspace ESP) for kernels without ESP
   strongswan-charon strongswan-libcharon libcharon-extra-plugins strongswan-swanctl

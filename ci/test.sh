@@ -11,6 +11,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
+echo "== TRex profiles, offline (perf/trex/check.sh: load, JSON, pcaps for tests/trex_profiles.rs)"
+perf/trex/check.sh
 echo "== cargo test"
 cargo test --locked --workspace --all-targets
 echo "== map-cache benchmark, smoke mode (answers must equal DPDK rte_lpm's)"

@@ -234,7 +234,8 @@ fn start(
         }
         ports.push((p.name.clone(), port));
     }
-    let plan = Arc::new(plan(cfg, &ports));
+    let port_ids: Vec<(u16, [u8; 6])> = ports.iter().map(|(_, p)| (p.id(), p.info().mac)).collect();
+    let plan = Arc::new(plan(cfg, &port_ids));
     let readers = cfg.lcores.workers.len().max(1);
     let cache = map_cache(MapCacheConfig {
         capacity: cfg.lisp.map_cache_capacity,
@@ -243,7 +244,7 @@ fn start(
     })?;
     let mut cache = cache;
     let mut neighbors = neighbor_table(NEIGHBORS, readers)?;
-    install_static(cfg, &ports, &mut cache, &mut neighbors)?;
+    install_static(cfg, &port_ids, &mut cache, &mut neighbors)?;
     let worker_count = cfg.lcores.workers.len();
     // The control core owns the last TX queue of every port.
     let control_txs: Vec<_> = ports
@@ -406,10 +407,11 @@ fn start(
     Ok(running)
 }
 
-/// Installs `lisp.static_mappings` and `ports[].neighbors` (validated before).
-fn install_static(
+/// Installs `lisp.static_mappings` and `ports[].neighbors` (validated before). `ports` are
+/// the configured ports' DPDK ids and MACs, in config order.
+pub fn install_static(
     cfg: &Config,
-    ports: &[(String, Port)],
+    ports: &[(u16, [u8; 6])],
     cache: &mut MapCacheWriter,
     neighbors: &mut NeighborWriter,
 ) -> Result<(), AppError> {
@@ -431,16 +433,10 @@ fn install_static(
         cache.insert(m.iid, m.prefix, mapping, 0)?;
         tracing::info!(iid = m.iid, prefix = %m.prefix, rlocs = m.rlocs.len(), "static mapping");
     }
-    for (p, (_, port)) in cfg.ports.iter().zip(ports) {
+    for (p, (port, _)) in cfg.ports.iter().zip(ports) {
         for n in &p.neighbors {
             let mac = n.mac_bytes().expect("validated: a MAC address");
-            neighbors.insert(
-                n.ip,
-                Neighbor {
-                    mac,
-                    port: port.id(),
-                },
-            )?;
+            neighbors.insert(n.ip, Neighbor { mac, port: *port })?;
             tracing::info!(port = %p.name, ip = %n.ip, mac = %n.mac, "static neighbour");
         }
     }
@@ -452,8 +448,9 @@ const NEIGHBORS: u32 = 65_536;
 /// Each worker's queue of reports to the control core.
 const EVENT_QUEUE: usize = 4096;
 
-/// The data-plane view of the configuration and the opened ports.
-fn plan(cfg: &Config, ports: &[(String, Port)]) -> Plan {
+/// The data-plane view of a (validated) configuration and its ports' DPDK ids and MACs, in
+/// config order: what `pxtr run` gives its workers, and what tests build pipelines from.
+pub fn plan(cfg: &Config, ports: &[(u16, [u8; 6])]) -> Plan {
     let role = cfg.role();
     let functions = match role {
         Role::Pxtr => Functions {
@@ -480,11 +477,11 @@ fn plan(cfg: &Config, ports: &[(String, Port)]) -> Plan {
             .ports
             .iter()
             .zip(ports)
-            .map(|(p, (_, port))| PortPlan {
+            .map(|(p, (dpdk_port, mac))| PortPlan {
                 name: p.name.clone(),
                 role: p.role.unwrap_or(PortRole::Eid),
-                dpdk_port: port.id(),
-                mac: port.info().mac,
+                dpdk_port: *dpdk_port,
+                mac: *mac,
                 addresses: p.addresses.clone(),
                 mtu: p.mtu,
                 gateway: p.gateway,
