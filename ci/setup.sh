@@ -42,6 +42,26 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# promtool (Prometheus' own checker of the metrics format, for the tests): Debian ships it in the
+# prometheus package, whose installation would also start a Prometheus server; only the
+# binary is taken, from the package file.
+if ! command -v promtool >/dev/null 2>&1; then
+  dir=/opt/pxtr-promtool
+  if [ ! -x "$dir/usr/bin/promtool" ]; then
+    echo "ci/setup.sh: fetching promtool (from Debian's prometheus package, not installed)"
+    tmp=$(mktemp -d)
+    chmod a+rwx "$tmp"   # apt downloads as _apt
+    if ! (cd "$tmp" && apt-get -o DPkg::Lock::Timeout=600 download -q prometheus >/dev/null); then
+      apt-get -o DPkg::Lock::Timeout=600 update -q
+      (cd "$tmp" && apt-get -o DPkg::Lock::Timeout=600 download -q prometheus >/dev/null)
+    fi
+    mkdir -p "$dir"
+    dpkg-deb -x "$tmp"/prometheus_*.deb "$dir"
+    rm -rf "$tmp"
+  fi
+  ln -sf "$dir/usr/bin/promtool" /usr/local/bin/promtool
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
   for d in "$HOME/.cargo/bin" /usr/local/cargo/bin; do
     [ -x "$d/cargo" ] && export PATH="$d:$PATH"

@@ -100,6 +100,7 @@ stats_interval_s = 0
         let child = Command::new(env!("CARGO_BIN_EXE_pxtr"))
             .env("RUST_LOG", "info")
             .env("PXTR_CONTROL__SOCKET", dir.join("ctl.sock"))
+            .env("PXTR_CONTROL__METRICS_LISTEN", "127.0.0.1:0")
             .args(["run", "--config"])
             .arg(&cfg)
             .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
@@ -539,6 +540,49 @@ fn seed_first_walk_through_pxtr_run_on_tap_ports() {
     let after = cached();
     assert!(!after.iter().any(|(p, _)| p == "10.1.1.20/32"), "{after:?}");
     assert!(after.iter().any(|(p, _)| p == "10.1.1.30/32"), "{after:?}");
+    // The metrics endpoint: Prometheus' own checker accepts the exposition, and it carries what
+    // happened (packets encapsulated, the map-cache's entries).
+    let log = app.log();
+    let addr = log
+        .split("metrics at http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("no metrics address in the log\n{log}"))
+        .to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).expect("metrics endpoint");
+    std::io::Write::write_all(&mut conn, b"GET /metrics HTTP/1.1\r\nHost: pxtr\r\n\r\n").unwrap();
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (ci/setup.sh provides it)");
+    std::io::Write::write_all(promtool.stdin.as_mut().unwrap(), body.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}\n{body}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let value = |prefix: &str| -> f64 {
+        body.lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    assert!(
+        value("pxtr_worker_packets_total{lcore=\"1\",port=\"eid0\",queue=\"0\",reason=\"encap\"}")
+            >= 2.0,
+        "{body}"
+    );
+    assert!(value("pxtr_map_cache_entries ") >= 1.0, "{body}");
+
     // A command it does not know is a usage error, before asking anything.
     let (code, _, err) = ctl(&["show", "everything"]);
     assert_eq!(code, Some(2));

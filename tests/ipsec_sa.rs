@@ -656,6 +656,7 @@ fn auto_picks_what_the_kernel_can_do_and_xfrm_says_why_not() {
     let out = Command::new(env!("CARGO_BIN_EXE_pxtr"))
         .env("RUST_LOG", "info")
         .env("PXTR_CONTROL__SOCKET", dir.join("ctl.sock"))
+        .env("PXTR_CONTROL__METRICS_LISTEN", "127.0.0.1:0")
         .args(["run", "--duration", "1", "--config"])
         .arg(&cfg)
         .output()

@@ -128,6 +128,7 @@ fn charon_takes_the_connection_and_key_pxtr_builds() {
     let out = Command::new(env!("CARGO_BIN_EXE_pxtr"))
         .env("RUST_LOG", "info")
         .env("PXTR_CONTROL__SOCKET", cfg_path.with_extension("sock"))
+        .env("PXTR_CONTROL__METRICS_LISTEN", "127.0.0.1:0")
         .args(["run", "--duration", "3", "--config"])
         .arg(&cfg_path)
         .output()

@@ -13,10 +13,12 @@ fn pxtr() -> Command {
     static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut c = Command::new(env!("CARGO_BIN_EXE_pxtr"));
-    c.env("RUST_LOG", "info").env(
-        "PXTR_CONTROL__SOCKET",
-        std::env::temp_dir().join(format!("pxtr-run-test-{}-{n}.sock", std::process::id())),
-    );
+    c.env("RUST_LOG", "info")
+        .env(
+            "PXTR_CONTROL__SOCKET",
+            std::env::temp_dir().join(format!("pxtr-run-test-{}-{n}.sock", std::process::id())),
+        )
+        .env("PXTR_CONTROL__METRICS_LISTEN", "127.0.0.1:0");
     c
 }
 

@@ -4,6 +4,7 @@
 
 mod control;
 mod ctl;
+mod metrics;
 pub mod tap;
 pub mod worker;
 
@@ -46,6 +47,12 @@ pub enum AppError {
     },
     #[error("{0}")]
     Ctl(#[from] crate::ctl::ServerError),
+    #[error("control.metrics_listen {addr}: cannot listen: {source}")]
+    Metrics {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("worker on lcore {lcore}: {source}")]
     Worker {
         lcore: u32,
@@ -104,6 +111,8 @@ struct Running {
     ipsec: Option<std::thread::JoinHandle<()>>,
     /// `pxtr ctl`'s socket (served by the control loop).
     ctl: Option<crate::ctl::Server>,
+    /// The Prometheus endpoint (served by the control loop).
+    metrics: Option<crate::ctl::metrics::MetricsServer>,
 }
 
 impl Drop for Running {
@@ -336,7 +345,26 @@ fn start(
         stop: stop.clone(),
         ipsec: None,
         ctl: None,
+        metrics: None,
     };
+    if !cfg.control.metrics_listen.is_empty() {
+        // Validated: an address and port.
+        let addr: std::net::SocketAddr =
+            cfg.control
+                .metrics_listen
+                .parse()
+                .map_err(|_| AppError::Metrics {
+                    addr: cfg.control.metrics_listen.clone(),
+                    source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
+                })?;
+        let m =
+            crate::ctl::metrics::MetricsServer::bind(addr).map_err(|source| AppError::Metrics {
+                addr: cfg.control.metrics_listen.clone(),
+                source,
+            })?;
+        tracing::info!(addr = %m.addr, "metrics at http://{}/metrics", m.addr);
+        running.metrics = Some(m);
+    }
     if !cfg.control.socket.is_empty() {
         let server = crate::ctl::Server::bind(std::path::Path::new(&cfg.control.socket))?;
         tracing::info!(socket = %cfg.control.socket, "pxtr ctl answers here");
@@ -549,6 +577,10 @@ fn control_loop(
         if let Some(mut server) = running.ctl.take() {
             busy |= server.poll(|req| ctl::answer(cfg, running, &rates, req, now_ms));
             running.ctl = Some(server);
+        }
+        if let Some(mut m) = running.metrics.take() {
+            busy |= m.poll(|| metrics::exposition(cfg, running, now_ms));
+            running.metrics = Some(m);
         }
         if !busy {
             std::thread::sleep(Duration::from_millis(1));

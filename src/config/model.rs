@@ -673,6 +673,9 @@ pub struct Control {
     pub socket: String,
     /// Seconds between the statistics lines in the log (0: never).
     pub stats_interval_s: u32,
+    /// Address and TCP port of the Prometheus metrics endpoint (`GET /metrics`); "" turns it
+    /// off.
+    pub metrics_listen: String,
 }
 
 impl Default for Control {
@@ -681,6 +684,7 @@ impl Default for Control {
             log_level: "info".into(),
             socket: "/run/pxtr/pxtr.sock".into(),
             stats_interval_s: 10,
+            metrics_listen: "127.0.0.1:9742".into(),
         }
     }
 }

@@ -127,6 +127,19 @@ pub fn validate(cfg: &Config) -> Vec<Issue> {
     if cfg.control.socket.is_empty() {
         c.missing("control.socket", "required: path of the control socket");
     }
+    if !cfg.control.metrics_listen.is_empty()
+        && cfg
+            .control
+            .metrics_listen
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+    {
+        c.bad(
+            "control.metrics_listen",
+            Some(format!("{:?}", cfg.control.metrics_listen)),
+            "expected an address and TCP port (\"127.0.0.1:9742\", \"[::1]:9742\"), or \"\" for no metrics endpoint",
+        );
+    }
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&cfg.control.log_level) {
         c.bad(
             "control.log_level",

@@ -7,21 +7,22 @@
 //! connections are non-blocking, served a little on each pass of the control loop, and dropped
 //! after [`CONN_TIMEOUT`]. The client turns the JSON into tables ([`render`]) unless `--json`.
 
+pub mod metrics;
 pub mod render;
+pub mod serve;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipnet::IpNet;
 use serde_json::{json, Value};
 
-/// A connection that has not sent its request or taken its answer by then is dropped.
-pub const CONN_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections served at once; more wait in the kernel's backlog.
-const MAX_CONNS: usize = 16;
+pub use serve::CONN_TIMEOUT;
+use serve::{Framing, Served};
+
 /// Longest request line.
 const MAX_REQUEST: usize = 4096;
 /// Map-cache entries listed at most (the count says how many there are).
@@ -99,21 +100,10 @@ pub fn parse(line: &str) -> Result<Request, String> {
     }
 }
 
-struct Conn {
-    stream: UnixStream,
-    request: Vec<u8>,
-    answer: Option<(Vec<u8>, usize)>,
-    deadline: Instant,
-}
-
-/// The control core's side: a non-blocking listener and the connections being served.
+/// The control core's side: the socket and the connections being served.
 pub struct Server {
-    listener: UnixListener,
+    served: Served<UnixListener>,
     path: PathBuf,
-    conns: Vec<Conn>,
-    /// Requests answered, and connections dropped (timeout, too long, broken).
-    pub answered: u64,
-    pub dropped: u64,
 }
 
 /// Why the socket cannot be served.
@@ -155,11 +145,14 @@ impl Server {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(io)?;
         Ok(Server {
-            listener,
+            served: Served::new(
+                listener,
+                Framing {
+                    end: b"\n",
+                    max: MAX_REQUEST,
+                },
+            ),
             path: path.to_path_buf(),
-            conns: Vec::new(),
-            answered: 0,
-            dropped: 0,
         })
     }
 
@@ -168,52 +161,27 @@ impl Server {
         &self.path
     }
 
+    /// Requests answered, and connections dropped (timeout, too long, broken).
+    pub fn counts(&self) -> (u64, u64) {
+        (self.served.answered, self.served.dropped)
+    }
+
     /// One pass: accepts, reads requests, answers complete ones with `answer`, writes what the
     /// sockets take. Returns whether anything happened.
     pub fn poll(&mut self, mut answer: impl FnMut(&Request) -> Result<Value, String>) -> bool {
-        let mut busy = false;
-        let now = Instant::now();
-        while self.conns.len() < MAX_CONNS {
-            match self.listener.accept() {
-                Ok((stream, _)) => {
-                    busy = true;
-                    if stream.set_nonblocking(true).is_err() {
-                        self.dropped += 1;
-                        continue;
-                    }
-                    self.conns.push(Conn {
-                        stream,
-                        request: Vec::new(),
-                        answer: None,
-                        deadline: now + CONN_TIMEOUT,
-                    });
-                }
-                Err(_) => break,
-            }
-        }
-        let mut i = 0;
-        while i < self.conns.len() {
-            let c = &mut self.conns[i];
-            let done = match serve(c, &mut answer, &mut busy) {
-                Ok(done) => done,
-                Err(()) => {
-                    self.dropped += 1;
-                    true
-                }
+        self.served.poll(|line| {
+            let doc = match std::str::from_utf8(line)
+                .map_err(|_| "the request is not UTF-8".to_string())
+                .and_then(parse)
+                .and_then(|r| answer(&r))
+            {
+                Ok(data) => json!({ "ok": true, "data": data }),
+                Err(error) => json!({ "ok": false, "error": error }),
             };
-            if done {
-                if c.answer.is_some() {
-                    self.answered += 1;
-                }
-                self.conns.swap_remove(i);
-            } else if now >= c.deadline {
-                self.dropped += 1;
-                self.conns.swap_remove(i);
-            } else {
-                i += 1;
-            }
-        }
-        busy
+            let mut bytes = serde_json::to_vec(&doc).unwrap_or_default();
+            bytes.push(b'\n');
+            bytes
+        })
     }
 }
 
@@ -221,69 +189,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-/// Serves one connection a little: Ok(true) when it is finished with.
-fn serve(
-    c: &mut Conn,
-    answer: &mut impl FnMut(&Request) -> Result<Value, String>,
-    busy: &mut bool,
-) -> Result<bool, ()> {
-    if c.answer.is_none() {
-        let mut buf = [0u8; 1024];
-        loop {
-            match c.stream.read(&mut buf) {
-                // Gone before asking anything (e.g. a probe that the socket is alive): done;
-                // gone in the middle of a request: dropped.
-                Ok(0) if c.request.is_empty() => return Ok(true),
-                Ok(0) if !c.request.contains(&b'\n') => return Err(()),
-                Ok(0) => break,
-                Ok(n) => {
-                    *busy = true;
-                    c.request.extend_from_slice(&buf[..n]);
-                    if c.request.len() > MAX_REQUEST {
-                        return Err(());
-                    }
-                    if c.request.contains(&b'\n') {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => return Err(()),
-            }
-        }
-        let Some(end) = c.request.iter().position(|b| *b == b'\n') else {
-            return Ok(false);
-        };
-        let doc = match std::str::from_utf8(&c.request[..end])
-            .map_err(|_| "the request is not UTF-8".to_string())
-            .and_then(parse)
-            .and_then(|r| answer(&r))
-        {
-            Ok(data) => json!({ "ok": true, "data": data }),
-            Err(error) => json!({ "ok": false, "error": error }),
-        };
-        let mut bytes = serde_json::to_vec(&doc).unwrap_or_default();
-        bytes.push(b'\n');
-        c.answer = Some((bytes, 0));
-    }
-    let Some((bytes, sent)) = c.answer.as_mut() else {
-        return Ok(false);
-    };
-    while *sent < bytes.len() {
-        match c.stream.write(&bytes[*sent..]) {
-            Ok(0) => return Err(()),
-            Ok(n) => {
-                *busy = true;
-                *sent += n;
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(_) => return Err(()),
-        }
-    }
-    Ok(true)
 }
 
 /// The client: sends `words` to the appliance on `socket` and returns its answer's data, or
@@ -383,16 +288,16 @@ mod tests {
         let err = bad.join().unwrap().unwrap_err();
         assert!(err.contains("unknown command"), "{err}");
         assert_eq!(asked, vec![Request::ShowStats]);
-        assert_eq!(server.answered, 2);
+        assert_eq!(server.counts(), (2, 0));
         // A client that never finishes its line does not hold the server: it is dropped at
         // its deadline (checked here by moving the deadline).
         let _silent = UnixStream::connect(&path).unwrap();
         server.poll(|_| Ok(Value::Null));
-        assert_eq!(server.conns.len(), 1);
-        server.conns[0].deadline = Instant::now();
+        assert_eq!(server.served.open(), 1);
+        server.served.expire_all();
         server.poll(|_| Ok(Value::Null));
-        assert_eq!(server.conns.len(), 0);
-        assert_eq!(server.dropped, 1);
+        assert_eq!(server.served.open(), 0);
+        assert_eq!(server.counts(), (2, 1));
         // A stale socket file (no one answering) is replaced.
         drop(server);
         std::os::unix::net::UnixListener::bind(&path).unwrap();
