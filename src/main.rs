@@ -38,7 +38,8 @@ enum Command {
     /// Print the embedded default (lab) configuration.
     DefaultConfig,
     /// Ask the running appliance: show map-cache [PREFIX], show site, show database-mapping,
-    /// show dynamic-eid, show neighbors, show stats, show ipsec, clear map-cache [PREFIX].
+    /// show dynamic-eid, show neighbors, show stats, show ipsec, clear map-cache [PREFIX],
+    /// reload (re-read the configuration file, as SIGHUP does).
     Ctl {
         /// The appliance's control.socket (default: the one in --config, else
         /// /run/pxtr/pxtr.sock).
@@ -56,17 +57,27 @@ enum Command {
     },
 }
 
-fn init_logging(filter: &str) {
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .unwrap_or_else(|| filter.to_owned());
+/// Logs to stderr with `filter` (`RUST_LOG` overrides it). Returns what changes the filter
+/// later (a reloaded `control.log_level`), unless `RUST_LOG` decides it.
+fn init_logging(filter: &str) -> Option<app::LogFilterHook> {
+    let from_env = std::env::var("RUST_LOG").ok();
+    let filter = from_env.clone().unwrap_or_else(|| filter.to_owned());
     let env_filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(env_filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_filter_reloading();
+    let handle = builder.reload_handle();
+    builder.try_init().ok()?;
+    if from_env.is_some() {
+        return None;
+    }
+    Some(std::sync::Arc::new(move |f: &str| {
+        let f = tracing_subscriber::EnvFilter::try_new(f).map_err(|e| e.to_string())?;
+        handle.reload(f).map_err(|e| e.to_string())
+    }))
 }
 
 fn load(path: Option<&PathBuf>) -> Result<Config, ConfigError> {
@@ -151,7 +162,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            init_logging(&cfg.control.log_level);
+            let log_filter = init_logging(&cfg.control.log_level);
             let duration = match duration {
                 Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
                 Some(s) => {
@@ -160,7 +171,14 @@ fn main() -> ExitCode {
                 }
                 None => None,
             };
-            match app::run(&cfg, &RunOptions { duration }) {
+            let opts = RunOptions {
+                duration,
+                reload: app::ReloadSource {
+                    path: config,
+                    log_filter,
+                },
+            };
+            match app::run(&cfg, &opts) {
                 Ok(report) => {
                     for w in &report.workers {
                         let c = &w.counters.counts;

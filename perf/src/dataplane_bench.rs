@@ -266,6 +266,7 @@ fn main() {
         burst,
         idle: IdlePolicy::Poll,
         idle_max_sleep: Duration::from_micros(100),
+        plans: None,
     };
     let join = launch(&eal, 1, move || worker.run()).expect("launch the worker");
     // Warm up 0.5 s, then measure.

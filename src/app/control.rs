@@ -75,6 +75,12 @@ pub struct ControlStats {
     pub stalls: u64,
     /// The longest such pause, in milliseconds.
     pub longest_stall_ms: u64,
+    /// Live reloads (SIGHUP, `pxtr ctl reload`): applied (a file without changes included),
+    /// refused (keys that need a restart, or no file to re-read), invalid (the file did not
+    /// load: nothing was changed).
+    pub reloads_ok: u64,
+    pub reloads_refused: u64,
+    pub reloads_invalid: u64,
 }
 
 pub(super) struct Control {
@@ -261,6 +267,21 @@ impl Control {
             ranges.len()
         ];
         self.ipsec = Some((rx, ranges));
+    }
+
+    /// Applies a reloaded configuration to the control-plane machines (see
+    /// [`ControlPlane::reconfigure`]) over the current plan, and sends what that asks for.
+    pub fn reconfigure(
+        &mut self,
+        cfg: &crate::config::Config,
+        now_ms: u64,
+    ) -> crate::control::node::Reconfigured {
+        let plan = Arc::clone(&self.plan);
+        let r = self.plane.reconfigure(cfg, &plan, now_ms, &mut self.outbox);
+        // The machines' timers may be due earlier now (a registration at once).
+        self.next_timer_ms = now_ms;
+        self.perform(now_ms);
+        r
     }
 
     /// Each IPsec peer's state (config order), as the SA changes reported it.

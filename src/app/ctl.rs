@@ -362,6 +362,9 @@ pub(super) fn answer(
                     "update_failed": cs.update_failed,
                     "stalls": cs.stalls,
                     "longest_stall_ms": cs.longest_stall_ms,
+                    "reloads_ok": cs.reloads_ok,
+                    "reloads_refused": cs.reloads_refused,
+                    "reloads_invalid": cs.reloads_invalid,
                     "map_cache_entries": running.control.cache.len(),
                     "neighbors": running.control.neighbors.len(),
                 },
@@ -395,6 +398,8 @@ pub(super) fn answer(
                 "peers": peers,
             }))
         }
+        // The control loop answers it (it owns the configuration being replaced).
+        Request::Reload => Err("reload is not answered here".into()),
         Request::ClearMapCache { filter } => {
             if running.control.plane.itr.is_none() {
                 return Err("no ITR here: the map-cache is not learnt".into());

@@ -5,6 +5,7 @@
 mod control;
 mod ctl;
 mod metrics;
+mod reload;
 pub mod tap;
 pub mod worker;
 
@@ -14,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam::queue::ArrayQueue;
 
-use crate::config::{Config, MobilityMode, PortRole, Role, StaticAction};
-use crate::dataplane::{Functions, Pipeline, Plan, PortPlan, Reason, WorkerCounters};
+use crate::config::{Config, MobilityMode, PortRole, Role, StaticAction, StaticMapping};
+use crate::dataplane::{Functions, Pipeline, Plan, PortPlan, PreparedPlan, Reason, WorkerCounters};
 use crate::dpdk::{
     self, mbuf_ring, DpdkError, Eal, LcoreJoin, Mempool, MempoolConfig, Port, PortConfig, StopFlag,
 };
@@ -25,6 +26,7 @@ use crate::mapcache::{
 };
 
 pub use control::ControlStats;
+pub use reload::{LogFilterHook, ReloadSource};
 pub use worker::WorkerReport;
 
 /// Why the appliance could not run.
@@ -88,6 +90,8 @@ pub enum AppError {
 pub struct RunOptions {
     /// Stop by itself after this long (labs, demos, tests); None runs until a signal.
     pub duration: Option<Duration>,
+    /// Where SIGHUP and `pxtr ctl reload` re-read the configuration from.
+    pub reload: ReloadSource,
 }
 
 /// What a run did, reported when it ends.
@@ -113,6 +117,11 @@ struct Running {
     ctl: Option<crate::ctl::Server>,
     /// The Prometheus endpoint (served by the control loop).
     metrics: Option<crate::ctl::metrics::MetricsServer>,
+    /// The plan the workers run (or are about to take), each worker's queue of new plans,
+    /// and replaced plans some worker may still hold (freed here once none does).
+    plan: PreparedPlan,
+    plans: Vec<Arc<ArrayQueue<PreparedPlan>>>,
+    retired: Vec<PreparedPlan>,
 }
 
 impl Drop for Running {
@@ -178,7 +187,7 @@ pub fn run(cfg: &Config, opts: &RunOptions) -> Result<RunReport, AppError> {
     let mbufs_total = pool.size();
     let (report, control) = {
         let mut running = start(cfg, &eal, &pool, &stop, tunnels)?;
-        control_loop(cfg, opts, &stop, &reload, &mut running);
+        control_loop(cfg.clone(), opts, &stop, &reload, &mut running);
         let r = shutdown(&stop, &mut running);
         (r, running.control.stats.clone())
     };
@@ -244,7 +253,8 @@ fn start(
         ports.push((p.name.clone(), port));
     }
     let port_ids: Vec<(u16, [u8; 6])> = ports.iter().map(|(_, p)| (p.id(), p.info().mac)).collect();
-    let plan = Arc::new(plan(cfg, &port_ids));
+    let prepared = PreparedPlan::new(Arc::new(plan(cfg, &port_ids)));
+    let plan = Arc::clone(prepared.plan());
     let readers = cfg.lcores.workers.len().max(1);
     let cache = map_cache(MapCacheConfig {
         capacity: cfg.lisp.map_cache_capacity,
@@ -266,6 +276,7 @@ fn start(
     let mut jobs = Vec::new();
     let mut punt_rings = Vec::new();
     let mut event_queues = Vec::new();
+    let mut plan_queues = Vec::new();
     for (i, w) in cfg.lcores.workers.iter().enumerate() {
         let lcore = w.lcore.unwrap_or_default();
         let in_port = ports
@@ -310,6 +321,8 @@ fn start(
         punt_rings.push(consumer);
         event_queues.push(events.clone());
         let counters = Arc::new(WorkerCounters::default());
+        let plans = Arc::new(ArrayQueue::new(PLAN_QUEUE));
+        plan_queues.push(plans.clone());
         jobs.push((
             lcore,
             w,
@@ -318,7 +331,11 @@ fn start(
                 in_port,
                 rxs,
                 txs,
-                pipeline: Pipeline::new(plan.clone(), cache.reader()?, neighbors.reader()?),
+                pipeline: Pipeline::with_prepared(
+                    prepared.clone(),
+                    cache.reader()?,
+                    neighbors.reader()?,
+                ),
                 punts: producer,
                 events,
                 counters,
@@ -326,6 +343,7 @@ fn start(
                 burst: usize::from(cfg.dataplane.burst),
                 idle: cfg.dataplane.idle,
                 idle_max_sleep: Duration::from_micros(u64::from(cfg.dataplane.idle_max_sleep_us)),
+                plans: Some(plans),
             },
         ));
     }
@@ -346,6 +364,9 @@ fn start(
         ipsec: None,
         ctl: None,
         metrics: None,
+        plan: prepared,
+        plans: plan_queues,
+        retired: Vec::new(),
     };
     if !cfg.control.metrics_listen.is_empty() {
         // Validated: an address and port.
@@ -444,21 +465,7 @@ pub fn install_static(
     neighbors: &mut NeighborWriter,
 ) -> Result<(), AppError> {
     for m in &cfg.lisp.static_mappings {
-        let mut mapping = Mapping::default();
-        for r in &m.rlocs {
-            mapping.locators.push(Locator {
-                address: r.address,
-                priority: r.priority,
-                weight: r.weight,
-                reachable: true,
-            });
-        }
-        mapping.action = match m.action.unwrap_or(StaticAction::NativeForward) {
-            StaticAction::NativeForward => NegativeAction::NativelyForward,
-            StaticAction::Drop => NegativeAction::Drop,
-            StaticAction::SendMapRequest => NegativeAction::SendMapRequest,
-        };
-        cache.insert(m.iid, m.prefix, mapping, 0)?;
+        cache.insert(m.iid, m.prefix, static_mapping(m), 0)?;
         tracing::info!(iid = m.iid, prefix = %m.prefix, rlocs = m.rlocs.len(), "static mapping");
     }
     for (p, (port, _)) in cfg.ports.iter().zip(ports) {
@@ -471,6 +478,27 @@ pub fn install_static(
     Ok(())
 }
 
+/// The map-cache entry of a static mapping.
+fn static_mapping(m: &StaticMapping) -> Mapping {
+    let mut mapping = Mapping::default();
+    for r in &m.rlocs {
+        mapping.locators.push(Locator {
+            address: r.address,
+            priority: r.priority,
+            weight: r.weight,
+            reachable: true,
+        });
+    }
+    mapping.action = match m.action.unwrap_or(StaticAction::NativeForward) {
+        StaticAction::NativeForward => NegativeAction::NativelyForward,
+        StaticAction::Drop => NegativeAction::Drop,
+        StaticAction::SendMapRequest => NegativeAction::SendMapRequest,
+    };
+    mapping
+}
+
+/// Plans waiting for a worker (a newer one replaces one not taken yet).
+const PLAN_QUEUE: usize = 2;
 /// Neighbour-table capacity (hosts on the EID subnets and next hops).
 const NEIGHBORS: u32 = 65_536;
 /// Each worker's queue of reports to the control core.
@@ -543,14 +571,16 @@ pub fn plan(cfg: &Config, ports: &[(u16, [u8; 6])]) -> Plan {
 }
 
 fn control_loop(
-    cfg: &Config,
+    mut cfg: Config,
     opts: &RunOptions,
     stop: &StopFlag,
     reload: &AtomicBool,
     running: &mut Running,
 ) {
     let started = Instant::now();
-    let interval = Duration::from_secs(u64::from(cfg.control.stats_interval_s));
+    let stats_interval =
+        |cfg: &Config| Duration::from_secs(u64::from(cfg.control.stats_interval_s));
+    let mut interval = stats_interval(&cfg);
     let mut next_stats = started + interval;
     tracing::info!("running; Ctrl-C or SIGTERM stops");
     let mut last_pass = Instant::now();
@@ -575,13 +605,24 @@ fn control_loop(
         let mut busy = running.control.poll(now_ms);
         rates.sample(running);
         if let Some(mut server) = running.ctl.take() {
-            busy |= server.poll(|req| ctl::answer(cfg, running, &rates, req, now_ms));
+            busy |= server.poll(|req| match req {
+                crate::ctl::Request::Reload => {
+                    tracing::info!("pxtr ctl reload: reloading the configuration");
+                    let r = reload::reload(&opts.reload, &mut cfg, running, now_ms);
+                    if let Err(e) = &r {
+                        tracing::error!("reload refused: {e}");
+                    }
+                    r
+                }
+                _ => ctl::answer(&cfg, running, &rates, req, now_ms),
+            });
             running.ctl = Some(server);
         }
         if let Some(mut m) = running.metrics.take() {
-            busy |= m.poll(|| metrics::exposition(cfg, running, now_ms));
+            busy |= m.poll(|| metrics::exposition(&cfg, running, now_ms));
             running.metrics = Some(m);
         }
+        reload::reap(running);
         if !busy {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -591,7 +632,11 @@ fn control_loop(
             break;
         }
         if reload.swap(false, Ordering::AcqRel) {
-            tracing::warn!("SIGHUP received: live reload is not available in this version; restart pxtr to apply a changed config");
+            reload::on_sighup(&opts.reload, &mut cfg, running, now_ms);
+        }
+        if stats_interval(&cfg) != interval {
+            interval = stats_interval(&cfg);
+            next_stats = now + interval;
         }
         if !interval.is_zero() && now >= next_stats {
             next_stats = now + interval;
@@ -634,6 +679,7 @@ fn log_stats(running: &Running) {
         neighbor_misses = cs.neighbor_misses,
         unhandled = cs.unhandled,
         stalls = cs.stalls,
+        reloads = cs.reloads_ok,
         map_cache = running.control.cache.len(),
         neighbors = running.control.neighbors.len(),
         "control"

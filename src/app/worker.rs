@@ -11,7 +11,7 @@ use crossbeam::queue::ArrayQueue;
 use crate::config::IdlePolicy;
 use crate::dataplane::counters::new_histogram;
 use crate::dataplane::{
-    Event, Outputs, Pipeline, Punt, Reason, WorkerCounters, WorkerSnapshot, MAX_OUT,
+    Event, Outputs, Pipeline, PreparedPlan, Punt, Reason, WorkerCounters, WorkerSnapshot, MAX_OUT,
 };
 use crate::dpdk::{tsc, tsc_hz, Mbuf, RingProducer, RxQueue, StopFlag, TxQueue, MAX_BURST};
 
@@ -54,6 +54,9 @@ pub struct Worker {
     pub burst: usize,
     pub idle: IdlePolicy,
     pub idle_max_sleep: Duration,
+    /// New plans the control core publishes (live reload), taken between two bursts; None
+    /// when the plan never changes (benchmarks).
+    pub plans: Option<Arc<ArrayQueue<PreparedPlan>>>,
 }
 
 /// Empty polls before the adaptive policy starts sleeping.
@@ -74,6 +77,11 @@ impl Worker {
         let mut sleep = Duration::from_micros(1);
         let mut next_rx = 0;
         while !self.stop.is_stopped() {
+            // One load of a line that is written only on a reload; the old plan is freed
+            // by the control core, which keeps it until every worker has let go.
+            if let Some(p) = self.plans.as_ref().and_then(|q| q.pop()) {
+                self.pipeline.adopt(p);
+            }
             let q = next_rx;
             next_rx = (next_rx + 1) % self.rxs.len().max(1);
             let n = match self.rxs.get_mut(q) {

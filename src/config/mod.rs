@@ -2,6 +2,7 @@
 //! environment overrides (the `config` crate), and validated so that every problem is reported
 //! at once with its field path, the bad value, what is expected and the file's line.
 
+mod diff;
 mod error;
 mod load;
 mod model;
@@ -9,6 +10,7 @@ mod validate;
 
 use std::fmt::Write as _;
 
+pub use diff::{diff, Change, Diff, LIVE};
 pub use error::{ConfigError, Issue};
 pub use load::{load_file, load_str, ENV_PREFIX};
 pub use model::*;

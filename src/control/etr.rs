@@ -300,6 +300,98 @@ impl Etr {
         self.on_timer(now_ms, out);
     }
 
+    /// The configuration now (live reload): Map-Servers and their keys, database mappings,
+    /// dynamic-EID ranges. Database prefixes no longer ours, and detected hosts outside the new
+    /// ranges (withdrawn as when they leave), are deregistered with TTL 0 at every Map-Server
+    /// that stays, and the ITRs that asked about them get an SMR; then everything is
+    /// registered at once with the new set. A removed Map-Server is no longer registered with
+    /// (its registrations time out there); detected hosts inside the ranges stay registered.
+    /// Returns (prefixes withdrawn, hosts withdrawn).
+    pub fn reconfigure(
+        &mut self,
+        map_servers: Vec<MapServerTarget>,
+        database: Vec<DatabaseMapping>,
+        dynamic: Vec<(u32, IpNet)>,
+        now_ms: u64,
+        out: &mut Outbox,
+    ) -> (usize, usize) {
+        let old_servers: Vec<IpAddr> = self.cfg.map_servers.iter().map(|m| m.address).collect();
+        let gone_db: Vec<DatabaseMapping> = self
+            .cfg
+            .database
+            .iter()
+            .filter(|d| {
+                !database
+                    .iter()
+                    .any(|n| n.iid == d.iid && n.prefix.trunc() == d.prefix.trunc())
+            })
+            .copied()
+            .collect();
+        // Per-server state and the nonces outstanding follow their server's address.
+        let servers: Vec<MapServerState> = map_servers
+            .iter()
+            .map(|m| {
+                old_servers
+                    .iter()
+                    .position(|a| *a == m.address)
+                    .map(|i| self.servers[i].clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let index: Vec<Option<usize>> = old_servers
+            .iter()
+            .map(|a| map_servers.iter().position(|m| m.address == *a))
+            .collect();
+        self.sent.retain(|_, i| match index[*i] {
+            Some(j) => {
+                *i = j;
+                true
+            }
+            None => false,
+        });
+        self.sent_order.retain(|n| self.sent.contains_key(n));
+        self.cfg.map_servers = map_servers;
+        self.cfg.database = database;
+        self.cfg.dynamic = dynamic;
+        self.servers = servers;
+        let gone_hosts: Vec<(u32, IpAddr)> = self
+            .hosts
+            .keys()
+            .filter(|(iid, ip)| !self.in_range(*iid, *ip))
+            .copied()
+            .collect();
+        let mut withdraw = Vec::new();
+        for d in &gone_db {
+            tracing::info!(iid = d.iid, prefix = %d.prefix, "database mapping removed: withdrawing");
+            withdraw.push(self.record(d.iid, d.prefix.trunc(), d.priority, d.weight, 0));
+        }
+        for &(iid, ip) in &gone_hosts {
+            self.hosts.remove(&(iid, ip));
+            self.stats.hosts_withdrawn += 1;
+            tracing::info!(iid, %ip, "dynamic EID outside the new ranges: withdrawing");
+            withdraw.push(self.host_record(iid, ip, 0));
+        }
+        if !withdraw.is_empty() {
+            for i in 0..self.cfg.map_servers.len() {
+                if !old_servers.contains(&self.cfg.map_servers[i].address) {
+                    continue;
+                }
+                for chunk in withdraw.chunks(RECORDS_PER_REGISTER) {
+                    self.register_to(i, chunk.to_vec(), out);
+                    self.stats.deregisters_sent += 1;
+                }
+            }
+        }
+        for d in &gone_db {
+            self.send_smrs(d.iid, d.prefix.trunc(), out);
+        }
+        for &(iid, ip) in &gone_hosts {
+            self.send_smrs(iid, IpNet::from(ip), out);
+        }
+        self.register_now(now_ms, out);
+        (gone_db.len(), gone_hosts.len())
+    }
+
     /// The earliest time [`Etr::on_timer`] has something to do.
     pub fn next_timer(&self) -> Option<u64> {
         (!self.cfg.map_servers.is_empty()).then_some(self.next_register_at)
@@ -636,6 +728,59 @@ mod tests {
                 }
             })
             .collect()
+    }
+
+    #[test]
+    fn a_reload_withdraws_what_is_gone_and_registers_the_new_set_at_once() {
+        let mut e = etr();
+        let mut out = Outbox::default();
+        e.on_timer(0, &mut out);
+        for ip_ in ["10.1.1.5", "10.1.1.6"] {
+            e.on_event(
+                &Event::HostUp {
+                    iid: 0,
+                    ip: ip(ip_),
+                },
+                10,
+                &mut out,
+            );
+        }
+        out.transmits.clear();
+        // MS2 goes (MS1 stays, with the same key); 10.1.0.0/16 is replaced by 10.7.0.0/16;
+        // the dynamic range shrinks to 10.1.1.6/32: 10.1.1.5 is withdrawn, 10.1.1.6 stays.
+        let ms1 = e.cfg.map_servers[0].clone();
+        let (withdrawn, hosts) = e.reconfigure(
+            vec![ms1],
+            vec![DatabaseMapping {
+                iid: 0,
+                prefix: net("10.7.0.0/16"),
+                priority: 1,
+                weight: 100,
+            }],
+            vec![(0, net("10.1.1.6/32"))],
+            20_000,
+            &mut out,
+        );
+        assert_eq!((withdrawn, hosts), (1, 1));
+        let regs = registers(&mut out);
+        assert!(
+            regs.iter().all(|(dst, _)| *dst == ip(MS1)),
+            "MS2 was removed"
+        );
+        // First the withdrawal (TTL 0) of what is gone, then the full new set.
+        assert_eq!(
+            prefixes(&regs[0].1),
+            vec![(net("10.1.0.0/16"), 0), (net("10.1.1.5/32"), 0)]
+        );
+        assert_eq!(
+            prefixes(&regs[1].1),
+            vec![(net("10.7.0.0/16"), 1440), (net("10.1.1.6/32"), 1440)]
+        );
+        assert_eq!(regs.len(), 2);
+        assert_eq!(e.map_servers().count(), 1);
+        assert_eq!(e.hosts().count(), 1);
+        // The periodic registration restarted from the reload.
+        assert_eq!(e.next_timer(), Some(20_000 + e.cfg.register_interval_ms));
     }
 
     fn prefixes(m: &MapRegister) -> Vec<(IpNet, u32)> {

@@ -96,6 +96,10 @@ pub struct HostPort {
     pub extended: Vec<(u32, IpNet)>,
 }
 
+/// A port's ranges for [`Hosts::set_ranges`]: plan port index, dynamic ranges and
+/// extended-subnet ranges, each (instance-ID, range).
+pub type PortRanges = (usize, Vec<(u32, IpNet)>, Vec<(u32, IpNet)>);
+
 /// Timers and bounds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostsConfig {
@@ -563,6 +567,47 @@ impl Hosts {
             resolve_limit: RateLimiter::new(cfg.resolve_interval_ms, cfg.max_rate_entries),
             stats: HostsStats::default(),
         }
+    }
+
+    /// The dynamic-EID and extended-subnet ranges of each port now (live reload; `ranges`:
+    /// plan port index, dynamic ranges, extended ranges). Detected neighbours stay; one whose
+    /// instance changes with the ranges goes down from the old instance (`HostDown`: the ETR
+    /// withdraws it) and up in the new one, or stays a plain neighbour outside every range.
+    /// Returns how many hosts changed so.
+    pub fn set_ranges(&mut self, ranges: &[PortRanges], out: &mut Outbox) -> usize {
+        for (index, dynamic, extended) in ranges {
+            if let Some(p) = self.ports.iter_mut().find(|p| p.cfg.index == *index) {
+                let mut cfg = p.cfg.clone();
+                cfg.dynamic = dynamic.clone();
+                cfg.extended = extended.clone();
+                *p = Port::new(cfg);
+            }
+        }
+        let mut moved = 0;
+        for (ip, e) in self.entries.iter_mut() {
+            let Some(port) = self.ports.iter().find(|p| p.cfg.index == e.port) else {
+                continue;
+            };
+            // Extended-subnet hosts are detected from the packets they route, never from
+            // ARP: a neighbour is not made one here, a host already one stays.
+            let iid = port
+                .dynamic_iid(*ip)
+                .or_else(|| port.extended_iid(*ip).filter(|i| e.iid == Some(*i)));
+            if iid == e.iid {
+                continue;
+            }
+            moved += 1;
+            if let Some(old) = e.iid {
+                out.events.push(Event::HostDown { iid: old, ip: *ip });
+                self.stats.hosts_down += 1;
+            }
+            if let Some(new) = iid {
+                out.events.push(Event::HostUp { iid: new, ip: *ip });
+                self.stats.hosts_up += 1;
+            }
+            e.iid = iid;
+        }
+        moved
     }
 
     // ----- introspection -----
@@ -2504,6 +2549,39 @@ mod tests {
     }
 
     // ----- detection -----
+
+    #[test]
+    fn reloaded_ranges_keep_neighbours_and_move_hosts_between_instances() {
+        let mut h = pxtr();
+        let mut out = Outbox::default();
+        h.on_frame(P, &who_has(M1, "10.1.0.11", "10.1.0.99"), 100, &mut out);
+        h.on_frame(P, &who_has(M3, "10.1.0.200", "10.1.0.99"), 100, &mut out);
+        out.clear();
+        // The range moves to the upper half: .11 is no longer a host (down, stays a plain
+        // neighbour), .200 becomes one.
+        let n = h.set_ranges(&[(P, vec![(7, net("10.1.0.128/25"))], vec![])], &mut out);
+        assert_eq!(n, 2);
+        assert_eq!(
+            out.events,
+            vec![
+                Event::HostDown {
+                    iid: 7,
+                    ip: ip("10.1.0.11")
+                },
+                Event::HostUp {
+                    iid: 7,
+                    ip: ip("10.1.0.200")
+                },
+            ]
+        );
+        assert!(out.updates.is_empty(), "the neighbour table is untouched");
+        assert_eq!(h.neighbor(ip("10.1.0.11")).unwrap().iid, None);
+        assert_eq!(h.neighbor(ip("10.1.0.200")).unwrap().iid, Some(7));
+        // The same ranges again change nothing.
+        out.clear();
+        let n = h.set_ranges(&[(P, vec![(7, net("10.1.0.128/25"))], vec![])], &mut out);
+        assert_eq!((n, out.events.len()), (0, 0));
+    }
 
     #[test]
     fn host_detection_reports_host_up_once() {

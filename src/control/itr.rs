@@ -242,6 +242,39 @@ impl Itr {
         }
     }
 
+    /// The Map-Resolvers now (live reload). Resolutions under way carry on: with their
+    /// resolver if it stays, else from the first of the new list; without any resolver they
+    /// are dropped (and counted as refused), since nobody can be asked.
+    pub fn set_map_resolvers(&mut self, resolvers: Vec<IpAddr>) {
+        let old = std::mem::replace(&mut self.cfg.map_resolvers, resolvers);
+        let new = &self.cfg.map_resolvers;
+        self.preferred = old
+            .get(self.preferred)
+            .and_then(|a| new.iter().position(|b| b == a))
+            .unwrap_or(0);
+        if new.is_empty() {
+            for (_, p) in self.pending.drain() {
+                for n in &p.sent {
+                    self.by_nonce.remove(n);
+                }
+                self.stats.refused_no_resolver += 1;
+            }
+            return;
+        }
+        for p in self.pending.values_mut() {
+            match old
+                .get(p.resolver)
+                .and_then(|a| new.iter().position(|b| b == a))
+            {
+                Some(i) => p.resolver = i,
+                None => {
+                    p.resolver = 0;
+                    p.at_resolver = 0;
+                }
+            }
+        }
+    }
+
     /// EIDs being resolved.
     pub fn pending(&self) -> usize {
         self.pending.len()
@@ -1026,6 +1059,34 @@ mod tests {
 
     fn never(_: u32, _: IpNet, _: u64) -> bool {
         false
+    }
+
+    #[test]
+    fn reloaded_map_resolvers_carry_pending_resolutions_over() {
+        let mut itr = Itr::new(
+            ItrConfig {
+                map_resolvers: vec![ip(MR1), ip(MR2)],
+                rlocs: vec![ip("198.51.100.1")],
+                ..ItrConfig::default()
+            },
+            Nonces::seeded(1),
+        );
+        let mut out = Outbox::default();
+        itr.resolve(0, ip("10.9.0.1"), 0, &mut out);
+        assert_eq!(out.transmits[0].dst, ip(MR1));
+        out.clear();
+        // MR1 is gone: the next try goes to the first of the new list.
+        itr.set_map_resolvers(vec![ip(MR2)]);
+        itr.on_timer(1_000, &mut |_, _, _| false, &mut out);
+        assert_eq!(out.transmits.len(), 1);
+        assert_eq!(out.transmits[0].dst, ip(MR2));
+        assert_eq!(itr.pending(), 1);
+        // None left: nothing to ask, the resolution is dropped (and a later try is not sent).
+        out.clear();
+        itr.set_map_resolvers(vec![]);
+        assert_eq!(itr.pending(), 0);
+        itr.on_timer(2_000, &mut |_, _, _| false, &mut out);
+        assert!(out.transmits.is_empty());
     }
 
     #[test]

@@ -324,6 +324,54 @@ impl MapServer {
         }
     }
 
+    /// The sites now (live reload): their keys, prefixes and the registration timeout.
+    /// Registrations stay where their prefix still belongs to the site that registered it (a
+    /// changed key applies to the next Map-Register); those of removed sites, or of prefixes no
+    /// longer in their site, go at once, with the Map-Notifies pending about them. Returns
+    /// how many registrations went.
+    pub fn reconfigure(&mut self, cfg: &config::MapServer) -> usize {
+        let fresh = MapServer::new(cfg, Nonces::seeded(0));
+        let old_names: Vec<String> = self.sites.iter().map(|s| s.name.clone()).collect();
+        let site_now = |old: usize| -> Option<usize> {
+            fresh.sites.iter().position(|s| s.name == old_names[old])
+        };
+        let mut removed = 0;
+        let keys: Vec<(u32, IpNet)> = self.registrations.keys().copied().collect();
+        for (iid, prefix) in keys {
+            let r = &self.registrations[&(iid, prefix)];
+            let stays = site_now(r.site).filter(|s| fresh.site_of(iid, prefix) == Ok(*s));
+            match stays {
+                Some(s) => {
+                    if let Some(r) = self.registrations.get_mut(&(iid, prefix)) {
+                        r.site = s;
+                    }
+                }
+                None => {
+                    let r = self.registrations.remove(&(iid, prefix));
+                    if let Some(r) = r {
+                        self.expiries.remove(&(r.expires_ms, iid, prefix));
+                        info!(site = %old_names[r.site], iid, %prefix, registrant = %r.registrant,
+                            "registration removed: its site or prefix is no longer configured");
+                    }
+                    removed += 1;
+                }
+            }
+        }
+        self.pending.retain_mut(|p| {
+            match site_now(p.site).filter(|_| self.registrations.contains_key(&(p.iid, p.prefix))) {
+                Some(s) => {
+                    p.site = s;
+                    true
+                }
+                None => false,
+            }
+        });
+        self.sites = fresh.sites;
+        self.configured = fresh.configured;
+        self.timeout_ms = fresh.timeout_ms;
+        removed
+    }
+
     /// Other bounds on registrations and pending Map-Notifies.
     pub fn with_limits(mut self, max_registrations: usize, max_pending_notifies: usize) -> Self {
         self.max_registrations = max_registrations;
@@ -1208,6 +1256,82 @@ mod tests {
             Some(a) => auth::emit_signed(&m, a, key.as_bytes()).unwrap(),
             None => m.to_vec().unwrap(),
         }
+    }
+
+    #[test]
+    fn a_reload_keeps_valid_registrations_and_drops_the_rest() {
+        let mut ms = two_sites();
+        // Site a: a more-specific of 10.1.0.0/16 and 10.5.0.0/16; site b: 10.2.0.0/16.
+        reg_a(&mut ms, "10.1.1.5/32", ETR1, opts(SHA1), 1_000);
+        reg_a(&mut ms, "10.5.0.0/16", ETR1, opts(SHA1), 1_000);
+        let mut out = Outbox::default();
+        let msg = register_msg(
+            vec![record(0, "10.2.0.0/16", &[ETR2])],
+            opts(SHA256),
+            "key-b",
+        );
+        ms.on_map_register(ip(ETR2), 4342, &msg, 1_000, &mut out);
+        assert_eq!(ms.registration_count(), 3);
+        // New file: site a keeps 10.1.0.0/16 with a new key and loses 10.5.0.0/16; site b is
+        // gone; site c is new; registrations live 60 s now.
+        let cfg = config::MapServer {
+            enabled: true,
+            registration_timeout_s: 60,
+            sites: vec![
+                site(
+                    "c",
+                    KeyId::HmacSha256_128,
+                    "key-c",
+                    &[(0, "10.3.0.0/16", false)],
+                ),
+                site(
+                    "a",
+                    KeyId::HmacSha1_96,
+                    "key-a2",
+                    &[(0, "10.1.0.0/16", true)],
+                ),
+            ],
+            ..config::MapServer::default()
+        };
+        assert_eq!(ms.reconfigure(&cfg), 2);
+        let kept: Vec<(String, IpNet)> = ms
+            .registrations()
+            .map(|r| (r.site.to_string(), r.prefix))
+            .collect();
+        assert_eq!(kept, vec![("a".to_string(), net("10.1.1.5/32"))]);
+        // The old key no longer authenticates; the new one does, and the new timeout applies.
+        let out = reg_a(&mut ms, "10.1.1.6/32", ETR1, opts(SHA1), 2_000);
+        assert!(out.transmits.is_empty());
+        assert_eq!(ms.stats.registers_bad_auth, 1);
+        assert!(ms.registration(0, net("10.1.1.6/32")).is_none());
+        let mut out = Outbox::default();
+        let msg = register_msg(
+            vec![record(0, "10.1.1.6/32", &[ETR1])],
+            opts(SHA1),
+            "key-a2",
+        );
+        ms.on_map_register(ip(ETR1), 4342, &msg, 2_000, &mut out);
+        let r = ms.registration(0, net("10.1.1.6/32")).expect("registered");
+        assert_eq!(r.expires_ms, 62_000);
+        // The new site takes registrations; the removed one does not.
+        let mut out = Outbox::default();
+        let msg = register_msg(
+            vec![record(0, "10.3.0.0/16", &[ETR2])],
+            opts(SHA256),
+            "key-c",
+        );
+        ms.on_map_register(ip(ETR2), 4342, &msg, 2_000, &mut out);
+        assert!(ms.registration(0, net("10.3.0.0/16")).is_some());
+        let msg = register_msg(
+            vec![record(0, "10.2.0.0/16", &[ETR2])],
+            opts(SHA256),
+            "key-b",
+        );
+        ms.on_map_register(ip(ETR2), 4342, &msg, 2_000, &mut out);
+        assert!(ms.registration(0, net("10.2.0.0/16")).is_none());
+        // Expiry bookkeeping followed the removals: nothing stale fires later.
+        ms.on_timer(1_000_000, &mut Outbox::default());
+        assert_eq!(ms.registration_count(), 0);
     }
 
     /// Registers `prefix` -> `rloc` from `rloc` (site a's key); returns the outbox.

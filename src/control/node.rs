@@ -15,7 +15,7 @@ use super::itr::{Itr, ItrConfig};
 use super::map_server::MapServer;
 use super::{algorithm, Event, Nonces, Outbox, Transmit};
 use crate::config::{Config, MobilityMode, PortRole, Role};
-use crate::dataplane::Plan;
+use crate::dataplane::{Plan, PortPlan};
 use crate::wire::control::{Ecm, Message, XtrId};
 
 /// Rounds of local delivery per input: a bound on message loops between our own machines.
@@ -45,6 +45,87 @@ pub struct ControlPlane {
     ours: Vec<IpAddr>,
     rlocs: Vec<IpAddr>,
     pub stats: NodeStats,
+    /// For machines made later (an ETR a reload gives its first Map-Server).
+    nonces: Nonces,
+}
+
+/// What a reconfiguration did to the state the machines held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reconfigured {
+    /// Map-Server registrations of removed sites or prefixes.
+    pub registrations_removed: usize,
+    /// ETR database prefixes withdrawn (TTL 0).
+    pub prefixes_withdrawn: usize,
+    /// Detected hosts withdrawn by the ETR (outside the new dynamic-EID ranges).
+    pub hosts_withdrawn: usize,
+    /// Detected neighbours whose dynamic-EID instance changed with the ranges.
+    pub hosts_changed: usize,
+}
+
+/// The Map-Servers the ETR registers with.
+fn map_server_targets(cfg: &Config) -> Vec<MapServerTarget> {
+    cfg.lisp
+        .map_servers
+        .iter()
+        .filter_map(|m| {
+            Some(MapServerTarget {
+                address: m.address?,
+                algorithm: algorithm(m.key_id),
+                key: m.key.as_bytes().to_vec(),
+            })
+        })
+        .collect()
+}
+
+fn database(cfg: &Config) -> Vec<DatabaseMapping> {
+    cfg.lisp
+        .database_mappings
+        .iter()
+        .map(|d| DatabaseMapping {
+            iid: d.iid,
+            prefix: d.prefix,
+            priority: d.priority,
+            weight: d.weight,
+        })
+        .collect()
+}
+
+fn dynamic(cfg: &Config) -> Vec<(u32, IpNet)> {
+    cfg.lisp
+        .dynamic_eids
+        .iter()
+        .filter_map(|d| Some((d.iid, d.prefix?)))
+        .collect()
+}
+
+/// The dynamic-EID ranges of `mode` detected on plan port `p` (EID ports only).
+fn ranges(cfg: &Config, p: &PortPlan, mode: MobilityMode) -> Vec<(u32, IpNet)> {
+    cfg.lisp
+        .dynamic_eids
+        .iter()
+        .filter(|d| p.role == PortRole::Eid && d.port == p.name && d.mode == mode)
+        .filter_map(|d| Some((d.iid, d.prefix?)))
+        .collect()
+}
+
+fn new_etr(cfg: &Config, plan: &Plan, nonces: &mut Nonces) -> Etr {
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&nonces.next().to_be_bytes());
+    id[8..].copy_from_slice(&nonces.next().to_be_bytes());
+    Etr::new(
+        EtrConfig {
+            map_servers: map_server_targets(cfg),
+            rlocs: plan.rlocs.clone(),
+            database: database(cfg),
+            dynamic: dynamic(cfg),
+            xtr_id: XtrId {
+                xtr_id: id,
+                site_id: 0,
+            },
+            ..EtrConfig::default()
+        },
+        nonces.split(),
+    )
 }
 
 impl ControlPlane {
@@ -64,48 +145,7 @@ impl ControlPlane {
                 nonces.split(),
             )
         });
-        let etr = (xtr && !lisp.map_servers.is_empty()).then(|| {
-            let mut id = [0u8; 16];
-            id[..8].copy_from_slice(&nonces.next().to_be_bytes());
-            id[8..].copy_from_slice(&nonces.next().to_be_bytes());
-            Etr::new(
-                EtrConfig {
-                    map_servers: lisp
-                        .map_servers
-                        .iter()
-                        .filter_map(|m| {
-                            Some(MapServerTarget {
-                                address: m.address?,
-                                algorithm: algorithm(m.key_id),
-                                key: m.key.as_bytes().to_vec(),
-                            })
-                        })
-                        .collect(),
-                    rlocs: plan.rlocs.clone(),
-                    database: lisp
-                        .database_mappings
-                        .iter()
-                        .map(|d| DatabaseMapping {
-                            iid: d.iid,
-                            prefix: d.prefix,
-                            priority: d.priority,
-                            weight: d.weight,
-                        })
-                        .collect(),
-                    dynamic: lisp
-                        .dynamic_eids
-                        .iter()
-                        .filter_map(|d| Some((d.iid, d.prefix?)))
-                        .collect(),
-                    xtr_id: XtrId {
-                        xtr_id: id,
-                        site_id: 0,
-                    },
-                    ..EtrConfig::default()
-                },
-                nonces.split(),
-            )
-        });
+        let etr = (xtr && !lisp.map_servers.is_empty()).then(|| new_etr(cfg, plan, &mut nonces));
         // The Map-Server answers ITR-RLOCs of the families we can send from: our RLOCs and
         // port addresses, or without DPDK ports the kernel sockets it listens on (0.0.0.0 by
         // default).
@@ -132,13 +172,7 @@ impl ControlPlane {
             .enumerate()
             .map(|(index, p)| {
                 let eid = p.role == PortRole::Eid;
-                let ranges = |mode: MobilityMode| -> Vec<(u32, IpNet)> {
-                    lisp.dynamic_eids
-                        .iter()
-                        .filter(|d| eid && d.port == p.name && d.mode == mode)
-                        .filter_map(|d| Some((d.iid, d.prefix?)))
-                        .collect()
-                };
+                let ranges = |mode| ranges(cfg, p, mode);
                 HostPort {
                     index,
                     mac: p.mac,
@@ -180,7 +214,72 @@ impl ControlPlane {
             ours,
             rlocs: plan.rlocs.clone(),
             stats: NodeStats::default(),
+            nonces,
         }
+    }
+
+    /// Applies a changed configuration (live reload; `cfg` validated, and the same as the
+    /// running one in everything [`crate::config::diff`] calls restart-only) to the machines
+    /// in place, so that what they hold stays where it is still valid: resolutions under way,
+    /// registrations, detected hosts. The ETR re-registers at once with the new set.
+    pub fn reconfigure(
+        &mut self,
+        cfg: &Config,
+        plan: &Plan,
+        now_ms: u64,
+        out: &mut Outbox,
+    ) -> Reconfigured {
+        let mut r = Reconfigured::default();
+        let lisp = &cfg.lisp;
+        if let Some(itr) = &mut self.itr {
+            itr.set_map_resolvers(lisp.map_resolvers.clone());
+        }
+        let xtr = cfg.role() != Role::MsMr;
+        match &mut self.etr {
+            Some(etr) => {
+                (r.prefixes_withdrawn, r.hosts_withdrawn) = etr.reconfigure(
+                    map_server_targets(cfg),
+                    database(cfg),
+                    dynamic(cfg),
+                    now_ms,
+                    out,
+                );
+            }
+            None if xtr && !lisp.map_servers.is_empty() => {
+                let mut etr = new_etr(cfg, plan, &mut self.nonces);
+                // Hosts detected so far are registered too.
+                if let Some(h) = &self.hosts {
+                    for host in h.hosts() {
+                        if let Some(iid) = host.iid {
+                            etr.on_event(&Event::HostUp { iid, ip: host.ip }, now_ms, out);
+                        }
+                    }
+                }
+                etr.register_now(now_ms, out);
+                self.etr = Some(etr);
+            }
+            None => {}
+        }
+        if let Some(ms) = &mut self.map_server {
+            r.registrations_removed = ms.reconfigure(&cfg.map_server);
+        }
+        if let Some(h) = &mut self.hosts {
+            let ranges: Vec<_> = plan
+                .ports
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    (
+                        i,
+                        ranges(cfg, p, MobilityMode::AcrossSubnet),
+                        ranges(cfg, p, MobilityMode::ExtendedSubnet),
+                    )
+                })
+                .collect();
+            r.hosts_changed = h.set_ranges(&ranges, out);
+        }
+        self.settle(now_ms, out);
+        r
     }
 
     /// Our RLOCs.

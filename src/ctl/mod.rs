@@ -47,11 +47,13 @@ pub enum Request {
     ShowIpsec,
     /// Remove map-cache entries learnt from the mapping system (all, or those inside a prefix).
     ClearMapCache { filter: Option<IpNet> },
+    /// Re-read the configuration file and apply what changed (as SIGHUP does).
+    Reload,
 }
 
 /// The commands, for help and errors.
 pub const COMMANDS: &str = "show map-cache [PREFIX|ADDRESS], show site, show database-mapping, \
-show dynamic-eid, show neighbors, show stats, show ipsec, clear map-cache [PREFIX|ADDRESS]";
+show dynamic-eid, show neighbors, show stats, show ipsec, clear map-cache [PREFIX|ADDRESS], reload";
 
 fn prefix(word: &str) -> Result<IpNet, String> {
     word.parse::<IpNet>()
@@ -92,6 +94,7 @@ pub fn parse(line: &str) -> Result<Request, String> {
         ["clear", "map-cache", rest @ ..] => Ok(Request::ClearMapCache {
             filter: filter(rest)?,
         }),
+        ["reload", rest @ ..] => only(rest, Request::Reload),
         [] => Err(format!("no command; expected one of: {COMMANDS}")),
         _ => Err(format!(
             "unknown command {:?}; expected one of: {COMMANDS}",
@@ -245,6 +248,8 @@ mod tests {
         );
         assert_eq!(parse("show neighbours"), Ok(Request::ShowNeighbors));
         assert_eq!(parse("show stats"), Ok(Request::ShowStats));
+        assert_eq!(parse("reload"), Ok(Request::Reload));
+        assert!(parse("reload now").unwrap_err().contains("unexpected"));
         let e = parse("show map-cache banana").unwrap_err();
         assert!(e.contains("banana") && e.contains("prefix"), "{e}");
         let e = parse("show ipsec now").unwrap_err();

@@ -390,6 +390,40 @@ pub fn render(req: &Request, d: &Value) -> String {
             s(&d["cleared"]),
             s(&d["entries"])
         ),
+        Request::Reload => {
+            let applied = rows(&d["applied"]);
+            let mut out = format!("Reloaded {}\n", s(&d["file"]));
+            if applied.is_empty() {
+                out += "Nothing changed\n";
+            } else {
+                let r: Vec<Vec<String>> = applied
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            s(&c["key"]),
+                            s(&c["added"]),
+                            s(&c["removed"]),
+                            s(&c["changed"]),
+                        ]
+                    })
+                    .collect();
+                out += &table(&["Key", "Added", "Removed", "Changed"], &r);
+            }
+            for (k, what) in [
+                ("registrations_removed", "Map-Server registrations removed"),
+                ("prefixes_withdrawn", "database prefixes withdrawn"),
+                ("hosts_withdrawn", "dynamic EIDs withdrawn"),
+                ("hosts_changed", "detected hosts moved between ranges"),
+            ] {
+                if d[k].as_u64().is_some_and(|n| n > 0) {
+                    out += &format!("{} {what}\n", s(&d[k]));
+                }
+            }
+            for n in rows(&d["notes"]) {
+                out += &format!("note: {}\n", n.as_str().unwrap_or_default());
+            }
+            out
+        }
     }
 }
 

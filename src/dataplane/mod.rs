@@ -19,6 +19,6 @@ pub mod pipeline;
 pub use buf::{HeapBuf, PacketBuf};
 pub use counters::{Counts, Reason, WorkerCounters, WorkerSnapshot};
 pub use pipeline::{
-    Event, Functions, Outputs, Pipeline, Plan, PortPlan, Punt, ARP_ND_PUNTS_PER_SEC,
+    Event, Functions, Outputs, Pipeline, Plan, PortPlan, PreparedPlan, Punt, ARP_ND_PUNTS_PER_SEC,
     MAP_REQUEST_PUNTS_PER_SEC, MAX_OUT,
 };

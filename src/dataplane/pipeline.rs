@@ -65,7 +65,8 @@ pub struct Functions {
     pub petr: bool,
 }
 
-/// Everything the workers share and never change (a new plan means new workers).
+/// Everything the workers share. It never changes in place: a live reload publishes a new one
+/// ([`PreparedPlan`]), which each worker adopts between two bursts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub ports: Vec<PortPlan>,
@@ -463,11 +464,51 @@ impl Limiter {
     }
 }
 
+/// A plan with what the per-packet path derives from it, built away from the workers (on the
+/// control core), so that a worker adopts it ([`Pipeline::adopt`]) by swapping three pointers:
+/// no allocation, no lock. The publisher keeps a clone until [`PreparedPlan::is_unshared`]
+/// says every worker let go of it, so the memory is also freed away from the workers.
+#[derive(Clone)]
+pub struct PreparedPlan {
+    plan: Arc<Plan>,
+    fast: Arc<Fast>,
+    views: Arc<[PortView]>,
+}
+
+impl PreparedPlan {
+    pub fn new(plan: Arc<Plan>) -> Self {
+        let views = plan
+            .ports
+            .iter()
+            .map(|p| PortView {
+                mac: p.mac,
+                forward: match p.role {
+                    PortRole::Eid => plan.functions.itr,
+                    PortRole::Rloc => plan.functions.pitr,
+                },
+            })
+            .collect();
+        let fast = Arc::new(Fast::new(&plan));
+        PreparedPlan { plan, fast, views }
+    }
+
+    pub fn plan(&self) -> &Arc<Plan> {
+        &self.plan
+    }
+
+    /// Nobody but this value holds any part of it (the workers moved on to a newer plan).
+    pub fn is_unshared(&self) -> bool {
+        Arc::strong_count(&self.plan) == 1
+            && Arc::strong_count(&self.fast) == 1
+            && Arc::strong_count(&self.views) == 1
+    }
+}
+
 /// One worker's pipeline.
 pub struct Pipeline<B> {
     plan: Arc<Plan>,
     fast: Arc<Fast>,
-    views: Vec<PortView>,
+    views: Arc<[PortView]>,
     cache: MapCacheReader,
     neighbors: NeighborReader,
     st: State<B>,
@@ -546,18 +587,16 @@ struct GatewayCache {
 
 impl<B: PacketBuf> Pipeline<B> {
     pub fn new(plan: Arc<Plan>, cache: MapCacheReader, neighbors: NeighborReader) -> Self {
-        let views = plan
-            .ports
-            .iter()
-            .map(|p| PortView {
-                mac: p.mac,
-                forward: match p.role {
-                    PortRole::Eid => plan.functions.itr,
-                    PortRole::Rloc => plan.functions.pitr,
-                },
-            })
-            .collect();
-        let fast = Arc::new(Fast::new(&plan));
+        Self::with_prepared(PreparedPlan::new(plan), cache, neighbors)
+    }
+
+    /// [`Pipeline::new`] over a plan prepared already (shared with the publisher).
+    pub fn with_prepared(
+        p: PreparedPlan,
+        cache: MapCacheReader,
+        neighbors: NeighborReader,
+    ) -> Self {
+        let PreparedPlan { plan, fast, views } = p;
         Pipeline {
             st: State {
                 limiter: Limiter::new(plan.miss_interval_ms, plan.miss_reports_per_sec),
@@ -598,6 +637,19 @@ impl<B: PacketBuf> Pipeline<B> {
 
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// Takes a new plan between two bursts (live reload): dynamic-EID and extended-subnet
+    /// ranges, PETRs. Ports, functions and sizes are the same as the running plan's (a reload
+    /// that changes them is refused), so held packets and counters carry on. Only pointers
+    /// move; the old plan's memory is freed by whoever holds it last (the publisher).
+    pub fn adopt(&mut self, p: PreparedPlan) {
+        debug_assert_eq!(p.plan.ports.len(), self.plan.ports.len());
+        self.st.plan = Arc::clone(&p.plan);
+        self.st.fast = Arc::clone(&p.fast);
+        self.plan = p.plan;
+        self.fast = p.fast;
+        self.views = p.views;
     }
 
     /// Packets held now.

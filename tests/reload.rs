@@ -1,0 +1,407 @@
+//! Live reload through `pxtr run` on DPDK (issue #8 part 3): while a host on the EID tap sends a
+//! steady flow to a statically mapped EID (encapsulated toward the RLOC side, a `net_null`
+//! port), the config file is changed and re-read with `pxtr ctl reload` and with SIGHUP. The
+//! changes are live (`show map-cache`, `show site`), a bad file and a port change are refused
+//! and change nothing, and every packet of the flow was encapsulated: the reloads (one of them
+//! publishes a new plan to the workers) lost none.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::packet::{eth, ipv4_udp};
+use common::rawsock::RawSocket;
+use serde_json::Value;
+
+const EID_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x01];
+const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x0a, 0x0a];
+const KEY_A: &str = "site-a-key-1234";
+
+fn config(eif: &str, extra_lisp: &str, sites: &str, rloc_mtu: u16) -> String {
+    format!(
+        r#"
+[appliance]
+role = "pxtr"
+[eal]
+hugepages = false
+memory_mb = 256
+in_memory = true
+[mempool]
+mbufs = 8191
+cache = 128
+[[ports]]
+name = "eid0"
+device = "net_tap0,iface={eif},mac=02:00:00:00:02:01"
+role = "eid"
+addresses = ["10.1.1.5/24"]
+rx_descriptors = 256
+tx_descriptors = 256
+[[ports]]
+name = "rloc0"
+device = "net_null0,no-rx=1"
+role = "rloc"
+addresses = ["192.0.2.1/24"]
+gateway = "192.0.2.254"
+neighbors = [{{ ip = "192.0.2.254", mac = "02:00:00:00:fe:fe" }}]
+mtu = {rloc_mtu}
+rx_descriptors = 256
+tx_descriptors = 256
+[lcores]
+control = 0
+workers = [
+  {{ lcore = 1, cpu = 1, port = "eid0", queue = 0 }},
+  {{ lcore = 2, cpu = 1, port = "rloc0", queue = 0 }},
+]
+[dataplane]
+idle = "adaptive"
+[lisp]
+rlocs = ["192.0.2.1"]
+map_resolvers = ["192.0.2.1"]
+{extra_lisp}
+[[lisp.static_mappings]]
+prefix = "10.2.0.0/16"
+rlocs = [{{ address = "198.51.100.1" }}]
+[map_server]
+enabled = true
+{sites}
+[control]
+stats_interval_s = 0
+"#
+    )
+}
+
+const SITE_A: &str = r#"
+[[map_server.sites]]
+name = "a"
+key = "site-a-key-1234"
+eid_prefixes = [{ prefix = "10.1.0.0/16", accept_more_specifics = true }]
+"#;
+
+struct Appliance {
+    child: Option<Child>,
+    dir: PathBuf,
+    cfg: PathBuf,
+}
+
+impl Appliance {
+    fn log(&self) -> String {
+        let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
+        format!("stdout:\n{}\nstderr:\n{}", read("stdout"), read("stderr"))
+    }
+
+    /// `pxtr ctl ARGS`: exit code, stdout, stderr.
+    fn ctl(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_pxtr"))
+            .arg("ctl")
+            .arg("--socket")
+            .arg(self.dir.join("ctl.sock"))
+            .args(args)
+            .output()
+            .expect("pxtr ctl");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let (code, out, err) = self.ctl(&a);
+        assert_eq!(code, Some(0), "{args:?}: {err}\n{}", self.log());
+        serde_json::from_str(&out).expect("JSON")
+    }
+
+    fn prefixes(&self) -> Vec<String> {
+        self.json(&["show", "map-cache"])["map_cache"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["prefix"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn sites(&self) -> Vec<(String, Vec<String>)> {
+        self.json(&["show", "site"])["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().to_string(),
+                    s["eid_prefixes"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|p| p["prefix"].as_str().unwrap().to_string())
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// The EID worker's (lcore 1) count of `reason`.
+    fn count(&self, reason: &str) -> u64 {
+        let v = self.json(&["show", "stats"]);
+        v["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["lcore"] == 1)
+            .and_then(|w| w["counters"][reason]["count"].as_u64())
+            .unwrap_or(0)
+    }
+
+    fn control_stat(&self, key: &str) -> u64 {
+        self.json(&["show", "stats"])["control"][key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no control.{key}"))
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Polls `f` until it holds, failing with `what` and the log at the deadline.
+fn until(app: &Appliance, what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}\n{}", app.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn tap(ifname: &str, app: &Appliance) -> RawSocket {
+    until(app, "no tap", 30, || {
+        Path::new(&format!("/sys/class/net/{ifname}")).exists()
+    });
+    let _ = std::fs::write(
+        format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
+        "1",
+    );
+    let flags = format!("/sys/class/net/{ifname}/flags");
+    until(app, "tap never up", 30, || {
+        let f = std::fs::read_to_string(&flags).unwrap_or_default();
+        let up = u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).unwrap_or(0) & 1 == 1;
+        if !up {
+            let _ = Command::new("ip")
+                .args(["link", "set", "dev", ifname, "up"])
+                .status();
+        }
+        up
+    });
+    RawSocket::bind(ifname).expect("raw socket on the tap")
+}
+
+#[test]
+fn reload_applies_live_changes_refuses_the_rest_and_loses_no_packet() {
+    let id = std::process::id();
+    let eif = format!("pxrl{}", id % 100_000);
+    let dir = std::env::temp_dir().join(format!("pxtr-reload-{id}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("pxtr.toml");
+    std::fs::write(&cfg, config(&eif, "", SITE_A, 1500)).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_pxtr"))
+        .env("RUST_LOG", "info")
+        .env("PXTR_CONTROL__SOCKET", dir.join("ctl.sock"))
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
+        .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start pxtr");
+    let app = Appliance {
+        child: Some(child),
+        dir: dir.clone(),
+        cfg: cfg.clone(),
+    };
+    let sock = tap(&eif, &app);
+    until(&app, "ctl socket", 30, || app.dir.join("ctl.sock").exists());
+
+    // The unaffected flow: host 10.1.1.10 to 10.2.0.5 (static mapping), one frame a
+    // millisecond or so, until told to stop; `sent` counts what the kernel took.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let sender = {
+        let (stop, sent) = (stop.clone(), sent.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u16;
+            while !stop.load(Ordering::Relaxed) {
+                let ip = ipv4_udp(
+                    Ipv4Addr::new(10, 1, 1, 10),
+                    Ipv4Addr::new(10, 2, 0, 5),
+                    1000 + (n % 64),
+                    80,
+                    64,
+                    0,
+                    true,
+                    64,
+                );
+                if sock.send(&eth(EID_MAC, HOST_MAC, 0x0800, &ip)).is_ok() {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+                n = n.wrapping_add(1);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    until(&app, "the flow is not encapsulated", 30, || {
+        app.count("encap") > 50
+    });
+    assert_eq!(app.prefixes(), vec!["10.2.0.0/16"]);
+
+    // 1. pxtr ctl reload: a static mapping added, site a's key changed and a prefix added to
+    //    it, a site b added, a PETR added (a new plan for the workers, mid-flow).
+    let sites = format!(
+        "{}\n[[map_server.sites]]\nname = \"b\"\nkey = \"site-b-key-1234\"\neid_prefixes = [{{ prefix = \"10.5.0.0/16\" }}]\n",
+        SITE_A
+            .replace(KEY_A, "site-a-key-5678")
+            .replace(
+                "accept_more_specifics = true }]",
+                "accept_more_specifics = true }, { prefix = \"10.4.0.0/16\" }]"
+            )
+    );
+    let lisp = "petrs = [\"198.51.100.7\"]\n[[lisp.static_mappings]]\nprefix = \"10.3.0.0/16\"\nrlocs = [{ address = \"198.51.100.3\" }]";
+    std::fs::write(&cfg, config(&eif, lisp, &sites, 1500)).unwrap();
+    let (code, out, err) = app.ctl(&["reload"]);
+    assert_eq!(code, Some(0), "{out}\n{err}\n{}", app.log());
+    for key in ["lisp.static_mappings", "lisp.petrs", "map_server.sites"] {
+        assert!(out.contains(key), "{key} not listed:\n{out}");
+    }
+    let mut p = app.prefixes();
+    p.sort();
+    assert_eq!(p, vec!["10.2.0.0/16", "10.3.0.0/16"]);
+    assert_eq!(
+        app.sites(),
+        vec![
+            (
+                "a".to_string(),
+                vec!["10.1.0.0/16".to_string(), "10.4.0.0/16".to_string()]
+            ),
+            ("b".to_string(), vec!["10.5.0.0/16".to_string()]),
+        ]
+    );
+
+    // 2. SIGHUP: the added static mapping and site b go again.
+    std::fs::write(
+        &cfg,
+        config(&eif, "petrs = [\"198.51.100.7\"]", SITE_A, 1500),
+    )
+    .unwrap();
+    let pid = app.child.as_ref().unwrap().id() as i32;
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    until(&app, "SIGHUP did not reload", 10, || {
+        app.control_stat("reloads_ok") == 2
+    });
+    assert_eq!(app.prefixes(), vec!["10.2.0.0/16"]);
+    assert_eq!(
+        app.sites(),
+        vec![("a".to_string(), vec!["10.1.0.0/16".to_string()])]
+    );
+    assert!(app.log().contains("reload: applied"), "{}", app.log());
+
+    // 3. A bad file: refused with check-config's message; nothing changes.
+    let bad = config(&eif, "", SITE_A, 1500).replace(KEY_A, "short");
+    std::fs::write(&cfg, bad).unwrap();
+    let (code, _, err) = app.ctl(&["reload"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("map_server.sites[0].key") && err.contains("line "),
+        "{err}"
+    );
+    assert!(err.contains("nothing was changed"), "{err}");
+
+    // 4. A port change needs a restart: refused, naming the key, nothing applied (the PETR
+    //    removal beside it included).
+    std::fs::write(&cfg, config(&eif, "", SITE_A, 1400)).unwrap();
+    let (code, _, err) = app.ctl(&["reload"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("ports[1].mtu") && err.contains("restart"),
+        "{err}"
+    );
+    assert_eq!(app.prefixes(), vec!["10.2.0.0/16"]);
+    assert_eq!(app.control_stat("reloads_ok"), 2);
+    assert_eq!(app.control_stat("reloads_invalid"), 1);
+    assert_eq!(app.control_stat("reloads_refused"), 1);
+
+    // The flow: every frame sent was received and encapsulated, none dropped.
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    let sent = sent.load(Ordering::Relaxed);
+    until(
+        &app,
+        &format!("not every frame was encapsulated ({sent} sent)"),
+        10,
+        || app.count("encap") >= sent,
+    );
+    let stats = app.json(&["show", "stats"]);
+    let eid = stats["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["lcore"] == 1)
+        .unwrap()
+        .clone();
+    assert_eq!(app.count("encap"), sent, "{eid}");
+    assert_eq!(eid["drops"], 0, "{eid}");
+
+    // A clean stop, every mbuf back.
+    let mut app = app;
+    let mut child = app.child.take().unwrap();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let log = app.log();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(log.contains("mbufs back in the pool: 8191/8191"), "{log}");
+    let _ = app.cfg;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The embedded lab has no file: a reload says so, changes nothing and is counted refused.
+#[test]
+fn the_embedded_lab_has_no_file_to_reload() {
+    let dir = std::env::temp_dir().join(format!("pxtr-reload-lab-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_pxtr"))
+        .env("RUST_LOG", "info")
+        .env("PXTR_CONTROL__SOCKET", dir.join("ctl.sock"))
+        .args(["run", "--duration", "30"])
+        .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
+        .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start pxtr");
+    let app = Appliance {
+        child: Some(child),
+        dir: dir.clone(),
+        cfg: PathBuf::new(),
+    };
+    let mut answer = (None, String::new(), String::new());
+    until(&app, "pxtr ctl never answered", 30, || {
+        answer = app.ctl(&["reload"]);
+        !answer.2.contains("cannot reach")
+    });
+    let (code, _, err) = answer;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no configuration file to re-read"), "{err}");
+    assert_eq!(app.control_stat("reloads_refused"), 1);
+    drop(app);
+    std::fs::remove_dir_all(&dir).ok();
+}
