@@ -15,6 +15,9 @@
 # iproute2; SYS_RAWIO allows the port I/O (iopl/ioperm) some PMDs use; SYS_NICE is what Docker's
 # default seccomp profile asks before it allows get_mempolicy/set_mempolicy/mbind, which DPDK uses
 # to put hugepage memory on the NIC's NUMA node (without it DPDK falls back to NUMA-unaware memory).
+# A net_tap port (the exception port toward the IPsec tunnel) also needs --device /dev/net/tun,
+# and ipsec.mode = "auto" can only probe the kernel for XFRM interfaces with SYS_ADMIN (without
+# it pxtr says so and uses userspace ESP; set mode = "xfrm" or "libipsec" explicitly).
 #
 #   VFIO_GROUP=$(basename "$(readlink /sys/bus/pci/devices/0000:01:00.0/iommu_group)")
 #   docker run --rm -it --network host --cap-add IPC_LOCK --cap-add NET_ADMIN --cap-add NET_RAW --cap-add SYS_RAWIO --cap-add SYS_NICE --ulimit memlock=-1 --device /dev/vfio/vfio --device "/dev/vfio/$VFIO_GROUP" -v /dev/hugepages:/dev/hugepages -v /etc/pxtr/pxtr.toml:/etc/pxtr/pxtr.toml:ro pxtr

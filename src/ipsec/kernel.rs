@@ -246,10 +246,15 @@ pub fn probe_xfrm(peers: &[IpsecPeer]) -> Result<(), String> {
             .output()
             .map_err(|e| format!("cannot run `unshare --net ip` to probe the kernel: {e}"))?;
         if !out.status.success() {
-            return Err(format!(
-                "{lacks}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+            let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            if said.starts_with("unshare:") {
+                // The probe itself could not run (no CAP_SYS_ADMIN, e.g. in a container): that
+                // says nothing of the kernel.
+                return Err(format!(
+                    "cannot probe the kernel (a throwaway network namespace needs CAP_SYS_ADMIN): {said}"
+                ));
+            }
+            return Err(format!("{lacks}: {said}"));
         }
     }
     Ok(())
