@@ -94,6 +94,8 @@ summary() {
 
 teardown() {
   set +e
+  # A second Ctrl-C must not cut the cleanup short.
+  trap '' INT TERM
   # A Ctrl-C lands inside whatever runs, with its redirections (e.g. a ping's > ping.out):
   # back to the script's own output first.
   exec 1>&3 2>&4
@@ -116,7 +118,7 @@ teardown() {
       kill -9 "$p" 2>/dev/null
     fi
   done
-  wait 2>/dev/null
+  wait "${pids[@]}" 2>/dev/null
   for ns in $NS; do ip netns del "$ns" 2>/dev/null; done
   if [ "$keep" = 0 ]; then rm -rf "$DIR"; else log "files kept in $DIR"; fi
 }
@@ -311,7 +313,7 @@ for _ in $(seq 100); do grep -q "Capturing on" "$DIR/tshark.out" && break; sleep
 inns pxlab-vmb ping -c 2 -W 1 10.1.1.1 > /dev/null || true
 if until_reply pxlab-vma 10.1.1.20; then
   inns pxlab-vma ping -c 5 -i 0.2 -W 1 10.1.1.20 > "$DIR/ping.out" 2>&1 || true
-  got=$(grep -o '[0-9]* received' "$DIR/ping.out" | cut -d' ' -f1)
+  got=$(grep -o '[0-9]* received' "$DIR/ping.out" | cut -d' ' -f1 || true)
   if [ "${got:-0}" = 5 ]; then
     record "walk (a) VM-A -> VM-B" pass "first reply after $took ms; then 5 of 5 pings"
   else
@@ -352,9 +354,9 @@ for _ in $(seq 50); do grep -q "tracing stop" "/proc/$(cat "$DIR/pxtr-1.pid")/ta
 inns pxlab-br ping -c 20 -i 0.2 -W 1 10.1.1.20 > "$DIR/ping.out" 2>&1 || true
 wait "$stall" || true
 rm -f "$DIR/stall.pid"
-got=$(grep -o '[0-9]* received' "$DIR/ping.out" | cut -d' ' -f1)
+got=$(grep -o '[0-9]* received' "$DIR/ping.out" | cut -d' ' -f1 || true)
 for _ in $(seq 30); do [ "$(stalls)" -gt "$before" ] && break; sleep 0.1; done
-seen=$(grep -o 'stalled_ms=[0-9]*' "$DIR/pxtr-1.log" | tail -1 | cut -d= -f2)
+seen=$(grep -o 'stalled_ms=[0-9]*' "$DIR/pxtr-1.log" | tail -1 | cut -d= -f2 || true)
 if [ "$(stalls)" -gt "$before" ] && [ "${got:-0}" = 20 ]; then
   record "failure: control core stalled" pass "${got} of 20 pings during the ${seen} ms stall"
 else
@@ -388,8 +390,8 @@ fi
 # The WAN capture: only ESP.
 tshark=$(cat "$DIR/tshark.pid"); rm -f "$DIR/tshark.pid"
 kill -INT "$tshark"; wait "$tshark" 2>/dev/null || true
-esp=$(tshark -r "$DIR/wan.pcap" -Y esp 2>/dev/null | wc -l)
-clear=$(tshark -r "$DIR/wan.pcap" -Y 'lisp || lisp-data' 2>/dev/null | wc -l)
+esp=$( (tshark -r "$DIR/wan.pcap" -Y esp 2>/dev/null || true) | wc -l)
+clear=$( (tshark -r "$DIR/wan.pcap" -Y 'lisp || lisp-data' 2>/dev/null || true) | wc -l)
 if [ "$esp" -gt 0 ] && [ "$clear" = 0 ]; then
   record "WAN carries only ESP" pass "$esp ESP packets, no cleartext LISP"
 else
@@ -399,5 +401,5 @@ fi
 if [ "$failed" = 1 ]; then
   for f in "$DIR/pxtr-1.log" "$DIR/xtr-1.log"; do log "last lines of $f:"; tail -n 30 "$f" >&2; done
 fi
-if [ "$keep" = 1 ]; then log "kept up: e.g. $PXTR ctl --socket $DIR/pxtr-1.sock show map-cache (or xtr-1.sock); Ctrl-C to tear down"; sleep infinity & wait $!; fi
+if [ "$keep" = 1 ]; then log "kept up: e.g. $PXTR ctl --socket $DIR/pxtr-1.sock show map-cache (or xtr-1.sock); Ctrl-C to tear down"; sleep infinity & echo $! > "$DIR/sleep.pid"; wait "$(cat "$DIR/sleep.pid")"; fi
 exit "$failed"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pxtr's build, tests and lab need on Debian 12 (bookworm), as root. Idempotent:
-# packages already present are not fetched again. Only Debian's package registry is used.
+# packages already present are not fetched again. Only Debian's package registry is used here
+# (perf/trex/check.sh, run by ci/test.sh, takes TRex's client library from PyPI, pinned).
 #
 #   ci/setup.sh                  packages only
 #   PXTR_HUGEPAGES=512 ci/setup.sh   also reserve 512 x 2 MB hugepages and mount hugetlbfs

@@ -570,6 +570,26 @@ fn seed_first_walk_through_pxtr_run_on_tap_ports() {
         String::from_utf8_lossy(&checked.stdout),
         String::from_utf8_lossy(&checked.stderr)
     );
+    // Each family in one group: its samples right after its TYPE line, a TYPE line once
+    // (promtool lets a split family through).
+    let mut family = String::new();
+    let mut families = std::collections::HashSet::new();
+    for l in body.lines() {
+        if let Some(rest) = l.strip_prefix("# TYPE ") {
+            family = rest.split(' ').next().unwrap().to_string();
+            assert!(families.insert(family.clone()), "{family} twice\n{body}");
+        } else if !l.starts_with('#') {
+            let name = l.split(['{', ' ']).next().unwrap();
+            let base = name
+                .strip_suffix("_sum")
+                .or_else(|| name.strip_suffix("_count"))
+                .unwrap_or(name);
+            assert!(
+                name == family || base == family,
+                "{name} outside its family's group (in {family})\n{body}"
+            );
+        }
+    }
     let value = |prefix: &str| -> f64 {
         body.lines()
             .filter(|l| l.starts_with(prefix))

@@ -83,6 +83,30 @@ pub struct ControlStats {
     pub reloads_invalid: u64,
 }
 
+impl ControlStats {
+    /// Every counter with its name: what the log, `pxtr ctl show stats` and the metrics show.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("punts", self.punts.0.iter().sum::<u64>()),
+            ("misses", self.misses),
+            ("neighbor_misses", self.neighbor_misses),
+            ("icmp_sent", self.icmp_sent),
+            ("icmp_skipped", self.icmp_skipped),
+            ("unhandled", self.unhandled),
+            ("control_not_udp", self.control_not_udp),
+            ("control_sent", self.control_sent),
+            ("control_send_failed", self.control_send_failed),
+            ("control_no_route", self.control_no_route),
+            ("control_no_neighbor", self.control_no_neighbor),
+            ("update_failed", self.update_failed),
+            ("stalls", self.stalls),
+            ("reloads_ok", self.reloads_ok),
+            ("reloads_refused", self.reloads_refused),
+            ("reloads_invalid", self.reloads_invalid),
+        ]
+    }
+}
+
 pub(super) struct Control {
     pub plan: Arc<Plan>,
     pub cache: MapCacheWriter,

@@ -5,13 +5,12 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use ipnet::IpNet;
 use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::ctl::{Request, MAX_LISTED};
 use crate::dataplane::{Counts, Reason};
-use crate::mapcache::{Mapping, NegativeAction};
+use crate::mapcache::NegativeAction;
 
 use super::Running;
 
@@ -67,33 +66,22 @@ fn action(a: NegativeAction) -> &'static str {
     }
 }
 
-fn locators(m: &Mapping) -> Value {
+/// One locator as `pxtr ctl` shows it.
+fn locator(address: String, priority: u8, weight: u8, up: bool) -> Value {
+    json!({
+        "address": address,
+        "priority": priority,
+        "weight": weight,
+        "state": if up { "up" } else { "down" },
+    })
+}
+
+fn locators(ls: &[crate::mapcache::Locator]) -> Value {
     Value::Array(
-        m.locators
-            .iter()
-            .map(|l| {
-                json!({
-                    "address": l.address.to_string(),
-                    "priority": l.priority,
-                    "weight": l.weight,
-                    "state": if l.reachable { "up" } else { "down" },
-                })
-            })
+        ls.iter()
+            .map(|l| locator(l.address.to_string(), l.priority, l.weight, l.reachable))
             .collect(),
     )
-}
-
-fn mac(m: [u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-fn overlaps(filter: Option<IpNet>, p: &IpNet) -> bool {
-    filter.map_or(true, |f| {
-        f.contains(p) || (p.contains(&f.network()) && p.prefix_len() <= f.prefix_len())
-    })
 }
 
 /// Answers `req`. `now_ms` is the control core's clock (the one the tables were written with).
@@ -115,13 +103,32 @@ pub(super) fn answer(
     match req {
         Request::ShowMapCache { filter } => {
             let c = &running.control.cache;
+            // The first MAX_LISTED in order, kept in a bounded heap: a million entries cost
+            // one pass, not a million-element copy and sort on the control core.
+            let key = |e: &crate::mapcache::EntryView<'_>| {
+                (e.iid, e.prefix.addr(), e.prefix.prefix_len())
+            };
+            let mut heap = std::collections::BinaryHeap::new();
+            let mut total = 0;
+            for (i, e) in c.entries().enumerate() {
+                if !crate::control::prefix_overlaps(*filter, &e.prefix) {
+                    continue;
+                }
+                total += 1;
+                heap.push((key(&e), i));
+                if heap.len() > MAX_LISTED {
+                    heap.pop();
+                }
+            }
+            // The table is not written between the two passes: same order, same indices.
+            let keep: std::collections::HashSet<usize> = heap.into_iter().map(|(_, i)| i).collect();
             let mut rows: Vec<_> = c
                 .entries()
-                .filter(|e| overlaps(*filter, &e.prefix))
+                .enumerate()
+                .filter(|(i, _)| keep.contains(i))
+                .map(|(_, e)| e)
                 .collect();
-            let total = rows.len();
-            rows.sort_by_key(|e| (e.iid, e.prefix.addr(), e.prefix.prefix_len()));
-            rows.truncate(MAX_LISTED);
+            rows.sort_by_key(key);
             let entries: Vec<Value> = rows
                 .iter()
                 .map(|e| {
@@ -132,7 +139,7 @@ pub(super) fn answer(
                         "expires_in_s": e.expires_ms.map(|x| secs(x.saturating_sub(now_ms))),
                         "hits": e.usage.hits,
                         "action": e.mapping.locators.is_empty().then(|| action(e.mapping.action)),
-                        "locators": locators(e.mapping),
+                        "locators": locators(&e.mapping.locators),
                     })
                 })
                 .collect();
@@ -156,12 +163,7 @@ pub(super) fn answer(
                     "registrant": format!("{}:{}", r.registrant, r.registrant_port),
                     "xtr_id": r.xtr_id.map(|x| x.xtr_id.iter().map(|b| format!("{b:02x}")).collect::<String>()),
                     "site_id": r.xtr_id.map(|x| x.site_id),
-                    "locators": Value::Array(r.locators.iter().map(|l| json!({
-                        "address": l.address.to_string(),
-                        "priority": l.priority,
-                        "weight": l.weight,
-                        "state": if l.reachable { "up" } else { "down" },
-                    })).collect()),
+                    "locators": Value::Array(r.locators.iter().map(|l| locator(l.address.to_string(), l.priority, l.weight, l.reachable)).collect()),
                     "ttl_min": r.ttl_min,
                     "proxy_reply": r.proxy_reply,
                     "uptime_s": secs(now_ms.saturating_sub(r.first_registered_ms)),
@@ -182,7 +184,13 @@ pub(super) fn answer(
                             "prefix": p.prefix.to_string(),
                             "accept_more_specifics": p.accept_more_specifics,
                         })).collect::<Vec<_>>(),
-                        "registrations": by_site.remove(s.name.as_str()).unwrap_or_default(),
+                        "registrations": by_site
+                            .remove(s.name.as_str())
+                            .map(|mut r| {
+                                r.truncate(MAX_LISTED);
+                                r
+                            })
+                            .unwrap_or_default(),
                     })
                 })
                 .collect();
@@ -240,7 +248,7 @@ pub(super) fn answer(
                     json!({
                         "iid": x.iid,
                         "ip": x.ip.to_string(),
-                        "mac": mac(x.mac),
+                        "mac": crate::dpdk::format_mac(&x.mac),
                         "port": plane_port(x.port),
                         "dynamic": x.iid.is_some(),
                         "first_seen_s": secs(now_ms.saturating_sub(x.first_seen_ms)),
@@ -262,7 +270,9 @@ pub(super) fn answer(
                 .moved_away()
                 .map(|(iid, ip)| json!({ "iid": iid, "ip": ip.to_string() }))
                 .collect();
-            Ok(json!({ "hosts": rows, "moved_away": moved }))
+            let total = rows.len();
+            rows.truncate(MAX_LISTED);
+            Ok(json!({ "total": total, "hosts": rows, "moved_away": moved }))
         }
         Request::ShowNeighbors => {
             let names: BTreeMap<u16, String> = running
@@ -278,14 +288,16 @@ pub(super) fn answer(
                 .map(|(ip, n)| {
                     json!({
                         "ip": ip.to_string(),
-                        "mac": mac(n.mac),
+                        "mac": crate::dpdk::format_mac(&n.mac),
                         "port": names.get(&n.port).cloned().unwrap_or_else(|| format!("#{}", n.port)),
                         "static": statics.contains(&ip),
                     })
                 })
                 .collect();
             rows.sort_by_key(|r| r["ip"].as_str().map(str::to_owned));
-            Ok(json!({ "neighbors": rows }))
+            let total = rows.len();
+            rows.truncate(MAX_LISTED);
+            Ok(json!({ "total": total, "neighbors": rows }))
         }
         Request::ShowStats => {
             let workers: Vec<Value> = running
@@ -344,30 +356,22 @@ pub(super) fn answer(
                     })
                 })
                 .collect();
+            let mut control: serde_json::Map<String, Value> = cs
+                .counters()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
+            control.insert("longest_stall_ms".into(), json!(cs.longest_stall_ms));
+            control.insert(
+                "map_cache_entries".into(),
+                json!(running.control.cache.len()),
+            );
+            control.insert("neighbors".into(), json!(running.control.neighbors.len()));
             Ok(json!({
                 "uptime_s": secs(now_ms),
                 "workers": workers,
                 "ports": ports,
-                "control": {
-                    "punts": cs.punts.0.iter().sum::<u64>(),
-                    "misses": cs.misses,
-                    "neighbor_misses": cs.neighbor_misses,
-                    "icmp_sent": cs.icmp_sent,
-                    "icmp_skipped": cs.icmp_skipped,
-                    "unhandled": cs.unhandled,
-                    "control_sent": cs.control_sent,
-                    "control_send_failed": cs.control_send_failed,
-                    "control_no_route": cs.control_no_route,
-                    "control_no_neighbor": cs.control_no_neighbor,
-                    "update_failed": cs.update_failed,
-                    "stalls": cs.stalls,
-                    "longest_stall_ms": cs.longest_stall_ms,
-                    "reloads_ok": cs.reloads_ok,
-                    "reloads_refused": cs.reloads_refused,
-                    "reloads_invalid": cs.reloads_invalid,
-                    "map_cache_entries": running.control.cache.len(),
-                    "neighbors": running.control.neighbors.len(),
-                },
+                "control": control,
                 "control_plane": plane,
             }))
         }

@@ -182,21 +182,7 @@ pub(super) fn exposition(cfg: &Config, running: &Running, now_ms: u64) -> String
         "counter",
         "What the control core handled, by counter (punts, misses, icmp_sent, stalls, ...).",
     );
-    for (k, v) in [
-        ("punts", cs.punts.0.iter().sum::<u64>()),
-        ("misses", cs.misses),
-        ("neighbor_misses", cs.neighbor_misses),
-        ("icmp_sent", cs.icmp_sent),
-        ("icmp_skipped", cs.icmp_skipped),
-        ("unhandled", cs.unhandled),
-        ("control_not_udp", cs.control_not_udp),
-        ("control_sent", cs.control_sent),
-        ("control_send_failed", cs.control_send_failed),
-        ("control_no_route", cs.control_no_route),
-        ("control_no_neighbor", cs.control_no_neighbor),
-        ("update_failed", cs.update_failed),
-        ("stalls", cs.stalls),
-    ] {
+    for (k, v) in cs.counters() {
         e.sample("pxtr_control_total", &[("counter", k)], v as f64);
     }
     e.family(

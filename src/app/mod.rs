@@ -671,17 +671,16 @@ fn log_stats(running: &Running) {
         );
     }
     let cs = &running.control.stats;
+    let counts: Vec<String> = cs
+        .counters()
+        .into_iter()
+        .filter(|(_, v)| *v > 0)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     tracing::info!(
-        punts = cs.punts.0.iter().sum::<u64>(),
-        icmp_sent = cs.icmp_sent,
-        icmp_skipped = cs.icmp_skipped,
-        misses = cs.misses,
-        neighbor_misses = cs.neighbor_misses,
-        unhandled = cs.unhandled,
-        stalls = cs.stalls,
-        reloads = cs.reloads_ok,
         map_cache = running.control.cache.len(),
         neighbors = running.control.neighbors.len(),
+        counters = %counts.join(" "),
         "control"
     );
     let plane: Vec<String> = running

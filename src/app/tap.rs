@@ -22,13 +22,6 @@ pub fn kernel_mac(port: [u8; 6]) -> [u8; 6] {
     m
 }
 
-fn mac_text(m: [u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 /// The `ip` commands that set the kernel side of tap `iface` up.
 pub fn commands(iface: &str, port_mac: [u8; 6], addresses: &[IpNet]) -> Vec<Vec<String>> {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
@@ -38,7 +31,7 @@ pub fn commands(iface: &str, port_mac: [u8; 6], addresses: &[IpNet]) -> Vec<Vec<
         "dev",
         iface,
         "address",
-        &mac_text(kernel_mac(port_mac)),
+        &crate::dpdk::format_mac(&kernel_mac(port_mac)),
     ])];
     for a in addresses {
         cmds.push(s(&["addr", "replace", &a.to_string(), "dev", iface]));

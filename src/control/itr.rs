@@ -517,11 +517,7 @@ impl Itr {
         let keys: Vec<Key> = self
             .installed
             .keys()
-            .filter(|(_, p)| {
-                filter.map_or(true, |f| {
-                    f.contains(p) || p.contains(&f.network()) && p.prefix_len() <= f.prefix_len()
-                })
-            })
+            .filter(|(_, p)| super::prefix_overlaps(filter, p))
             .copied()
             .collect();
         for k in &keys {

@@ -178,6 +178,14 @@ fn splitmix64(x: u64) -> u64 {
 }
 
 /// The wire algorithm of a configured key-id.
+/// Whether `p` is inside `filter` or covers it (no filter: every prefix) — what `pxtr ctl`'s
+/// prefix filters select.
+pub fn prefix_overlaps(filter: Option<IpNet>, p: &IpNet) -> bool {
+    filter.map_or(true, |f| {
+        f.contains(p) || (p.contains(&f.network()) && p.prefix_len() <= f.prefix_len())
+    })
+}
+
 pub fn algorithm(k: KeyId) -> Algorithm {
     match k {
         KeyId::HmacSha1_96 => Algorithm::HmacSha1_96,

@@ -10,11 +10,12 @@ use super::serve::{Framing, Served};
 /// Longest request head taken.
 const MAX_HEAD: usize = 8192;
 
-/// Metric families being written: each family's HELP and TYPE once, then its samples.
+/// Metric families being written: each family's HELP and TYPE once, then all its samples
+/// together (the format wants a family in one group, whatever order samples are added in).
 #[derive(Default)]
 pub struct Exposition {
-    out: String,
-    families: Vec<&'static str>,
+    /// (name, HELP and TYPE lines, sample lines), in the order families were started.
+    families: Vec<(&'static str, String, String)>,
 }
 
 /// A label value escaped as the format wants (backslash, double quote, newline).
@@ -34,38 +35,57 @@ fn escape(v: &str) -> String {
 impl Exposition {
     /// Starts family `name` (once; later calls with the same name only add samples).
     pub fn family(&mut self, name: &'static str, kind: &str, help: &str) -> &mut Self {
-        if !self.families.contains(&name) {
-            self.families.push(name);
-            let _ = writeln!(self.out, "# HELP {name} {help}");
-            let _ = writeln!(self.out, "# TYPE {name} {kind}");
+        if !self.families.iter().any(|(n, _, _)| *n == name) {
+            self.families.push((
+                name,
+                format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"),
+                String::new(),
+            ));
         }
         self
     }
 
-    /// One sample of `name` (a family's name, or its `_sum`/`_count`) with `labels`.
+    /// One sample of `name` (a started family's name, or a summary's `_sum`/`_count`) with
+    /// `labels`; it goes with its family's other samples.
     pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) -> &mut Self {
-        self.out.push_str(name);
+        let base = name
+            .strip_suffix("_sum")
+            .or_else(|| name.strip_suffix("_count"))
+            .unwrap_or(name);
+        let at = self
+            .families
+            .iter()
+            .position(|(n, _, _)| *n == name)
+            .or_else(|| self.families.iter().position(|(n, _, _)| *n == base));
+        debug_assert!(at.is_some(), "sample {name} of no family");
+        let Some((_, _, out)) = at.and_then(|i| self.families.get_mut(i)) else {
+            return self;
+        };
+        out.push_str(name);
         if !labels.is_empty() {
-            self.out.push('{');
+            out.push('{');
             for (i, (k, v)) in labels.iter().enumerate() {
                 if i > 0 {
-                    self.out.push(',');
+                    out.push(',');
                 }
-                let _ = write!(self.out, "{k}=\"{}\"", escape(v));
+                let _ = write!(out, "{k}=\"{}\"", escape(v));
             }
-            self.out.push('}');
+            out.push('}');
         }
         if value.is_finite() && value.fract() == 0.0 && value.abs() < 1e15 {
-            let _ = writeln!(self.out, " {}", value as i64);
+            let _ = writeln!(out, " {}", value as i64);
         } else {
-            let _ = writeln!(self.out, " {value}");
+            let _ = writeln!(out, " {value}");
         }
         self
     }
 
     /// The text.
     pub fn finish(self) -> String {
-        self.out
+        self.families
+            .into_iter()
+            .flat_map(|(_, head, samples)| [head, samples])
+            .collect()
     }
 }
 

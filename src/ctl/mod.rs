@@ -114,6 +114,8 @@ pub struct Server {
 pub enum ServerError {
     #[error("control.socket {path}: another process answers there (another pxtr?); give each instance its own control.socket")]
     InUse { path: String },
+    #[error("control.socket {path}: a file that is not a socket is there; pxtr does not replace it (wrong path?)")]
+    NotASocket { path: String },
     #[error("control.socket {path}: {source}")]
     Io {
         path: String,
@@ -135,7 +137,13 @@ impl Server {
                 std::fs::create_dir_all(dir).map_err(io)?;
             }
         }
-        if path.exists() {
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            use std::os::unix::fs::FileTypeExt;
+            if !meta.file_type().is_socket() {
+                return Err(ServerError::NotASocket {
+                    path: path.display().to_string(),
+                });
+            }
             if UnixStream::connect(path).is_ok() {
                 return Err(ServerError::InUse {
                     path: path.display().to_string(),
@@ -303,6 +311,14 @@ mod tests {
         server.poll(|_| Ok(Value::Null));
         assert_eq!(server.served.open(), 0);
         assert_eq!(server.counts(), (2, 1));
+        // A file that is not a socket is never removed.
+        let plain = dir.join("not-a-socket");
+        std::fs::write(&plain, "keep me").unwrap();
+        assert!(matches!(
+            Server::bind(&plain),
+            Err(ServerError::NotASocket { .. })
+        ));
+        assert_eq!(std::fs::read_to_string(&plain).unwrap(), "keep me");
         // A stale socket file (no one answering) is replaced.
         drop(server);
         std::os::unix::net::UnixListener::bind(&path).unwrap();

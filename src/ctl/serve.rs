@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 pub const CONN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once; more wait in the kernel's backlog.
 pub const MAX_CONNS: usize = 16;
+/// Answers built per pass at most: however many clients ask at once, the control core gets
+/// back to its own work between them (the others are answered on the next passes).
+pub const ANSWERS_PER_PASS: usize = 2;
 
 /// A non-blocking listener (Unix or TCP).
 pub trait Listen {
@@ -116,9 +119,10 @@ impl<L: Listen> Served<L> {
             }
         }
         let mut i = 0;
+        let mut budget = ANSWERS_PER_PASS;
         while i < self.conns.len() {
             let c = &mut self.conns[i];
-            let outcome = step(c, self.framing, &mut answer, &mut busy);
+            let outcome = step(c, self.framing, &mut answer, &mut budget, &mut busy);
             match outcome {
                 Step::Done => {
                     if c.answer.is_some() {
@@ -159,6 +163,7 @@ fn step<S: Read + Write>(
     c: &mut Conn<S>,
     framing: Framing,
     answer: &mut impl FnMut(&[u8]) -> Vec<u8>,
+    budget: &mut usize,
     busy: &mut bool,
 ) -> Step {
     if c.answer.is_none() {
@@ -194,6 +199,10 @@ fn step<S: Read + Write>(
                 (false, _) => Step::More,
             };
         };
+        if *budget == 0 {
+            return Step::More;
+        }
+        *budget -= 1;
         c.answer = Some((answer(&c.request[..end]), 0));
     }
     let Some((bytes, sent)) = c.answer.as_mut() else {

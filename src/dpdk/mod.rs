@@ -28,7 +28,8 @@ pub use mbuf::Mbuf;
 pub use memory::{AtomicTable, ZeroableAtomic};
 pub use mempool::{Mempool, MempoolConfig};
 pub use port::{
-    LinkStatus, OffloadCaps, Port, PortConfig, PortInfo, PortStats, RxQueue, TxOutcome, TxQueue,
+    format_mac, LinkStatus, OffloadCaps, Port, PortConfig, PortInfo, PortStats, RxQueue, TxOutcome,
+    TxQueue,
 };
 pub use ring::{mbuf_ring, RingConsumer, RingProducer};
 
