@@ -212,10 +212,7 @@ fn publish_plan(cfg: &Config, running: &mut Running) {
         .map(|p| (p.dpdk_port, p.mac))
         .collect();
     let prepared = PreparedPlan::new(Arc::new(super::plan(cfg, &ports)));
-    for q in &running.plans {
-        // A plan a worker has not taken yet is superseded (dropped here, on this core).
-        drop(q.force_push(prepared.clone()));
-    }
+    prepared.publish(&running.plans);
     running.control.plan = Arc::clone(prepared.plan());
     let old = std::mem::replace(&mut running.plan, prepared);
     running.retired.push(old);
