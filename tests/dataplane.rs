@@ -7,10 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrayvec::ArrayVec;
+use crossbeam::queue::ArrayQueue;
 use ipnet::IpNet;
 use proptest::prelude::*;
 use pxtr::config::{MissPolicy, PortRole};
-use pxtr::dataplane::{Event, Functions, HeapBuf, Outputs, Pipeline, Plan, PortPlan, Reason};
+use pxtr::dataplane::{
+    Event, Functions, HeapBuf, Outputs, Pipeline, Plan, PortPlan, PreparedPlan, Reason,
+};
 use pxtr::dpdk::MAX_BURST;
 use pxtr::mapcache::{
     map_cache, neighbor_table, Locator, MapCacheConfig, MapCacheWriter, Mapping, NegativeAction,
@@ -92,6 +95,12 @@ struct Rig {
 }
 
 fn rig(plan: Plan) -> Rig {
+    rig_prepared(PreparedPlan::new(Arc::new(plan)))
+}
+
+/// A rig whose pipeline runs `plan` as `pxtr run` builds a worker's: over a plan prepared
+/// once and shared with its publisher.
+fn rig_prepared(plan: PreparedPlan) -> Rig {
     let cache = map_cache(MapCacheConfig {
         capacity: 1000,
         max_readers: 2,
@@ -112,12 +121,8 @@ fn rig(plan: Plan) -> Rig {
             },
         )
         .unwrap();
-    let n = plan.ports.len();
-    let p = Pipeline::new(
-        Arc::new(plan),
-        cache.reader().unwrap(),
-        neigh.reader().unwrap(),
-    );
+    let n = plan.plan().ports.len();
+    let p = Pipeline::with_prepared(plan, cache.reader().unwrap(), neigh.reader().unwrap());
     Rig {
         cache,
         neigh,
@@ -662,6 +667,95 @@ fn native_forward_entries_use_the_petr_or_the_gateway() {
     assert_eq!(r.p.counts().get(Reason::Encap), 1);
     let f = r.tx(RLOC).remove(0);
     assert_eq!(&f[30..34], &[203, 0, 113, 50]);
+}
+
+/// A live reload as the workers see it: the control core publishes a new plan into each
+/// worker's queue ([`PreparedPlan::publish`]) and the worker takes it before its next burst
+/// ([`Pipeline::take_plan`], what `pxtr run`'s worker loop calls): that very burst runs it.
+#[test]
+fn the_burst_after_a_published_plan_runs_the_new_plan() {
+    let queue = Arc::new(ArrayQueue::new(2));
+    let queues = [Arc::clone(&queue)];
+    let published = |edit: &dyn Fn(&mut Plan), base: &Plan| {
+        let mut p = base.clone();
+        edit(&mut p);
+        let prepared = PreparedPlan::new(Arc::new(p));
+        prepared.publish(&queues);
+        prepared
+    };
+
+    // ITR side: natively forwarded traffic goes to the PETR of the plan running.
+    let mut base = plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop);
+    base.petrs = vec!["203.0.113.50".parse().unwrap()];
+    let first = PreparedPlan::new(Arc::new(base.clone()));
+    let mut r = rig_prepared(first.clone());
+    r.cache
+        .insert(
+            IID,
+            net("0.0.0.0/0"),
+            Mapping::negative(
+                NegativeAction::NativelyForward,
+                Some(Duration::from_secs(60)),
+            ),
+            0,
+        )
+        .unwrap();
+    let burst = |r: &mut Rig, q: &ArrayQueue<PreparedPlan>, now_ms: u64| {
+        r.p.take_plan(q);
+        r.run(EID, &[host_frame(Ipv4Addr::new(8, 8, 8, 8), 1)], now_ms);
+        let f = r.tx(RLOC).remove(0);
+        Ipv4Addr::new(f[30], f[31], f[32], f[33])
+    };
+    assert_eq!(burst(&mut r, &queue, 0), Ipv4Addr::new(203, 0, 113, 50));
+    assert_eq!(burst(&mut r, &queue, 1), Ipv4Addr::new(203, 0, 113, 50));
+    // A reload changes the PETR: the very next burst goes to the new one.
+    let second = published(&|p| p.petrs = vec!["203.0.113.60".parse().unwrap()], &base);
+    assert!(!first.is_unshared(), "the worker still runs the first plan");
+    assert_eq!(burst(&mut r, &queue, 2), Ipv4Addr::new(203, 0, 113, 60));
+    // The worker let go of the plan it ran: its publisher can free it.
+    assert!(first.is_unshared());
+    // Two reloads between two bursts: the newer plan runs.
+    let _third = published(&|p| p.petrs = vec!["203.0.113.70".parse().unwrap()], &base);
+    let fourth = published(&|p| p.petrs = vec!["203.0.113.80".parse().unwrap()], &base);
+    assert_eq!(burst(&mut r, &queue, 3), Ipv4Addr::new(203, 0, 113, 80));
+    assert!(queue.is_empty());
+    assert!(second.is_unshared());
+    assert!(!fourth.is_unshared());
+    assert_eq!(r.p.counts().get(Reason::Encap), 4);
+
+    // ETR side: decapsulated traffic to 10.3.0.5, off the EID port's subnet and with no
+    // gateway there, has no route until a reload adds 10.3.0.0/24 as a dynamic-EID range on
+    // that port: then it is on-link, and the worker asks for the host's MAC on the EID port.
+    let etr_plan = plan(PEER_RLOC, "10.2.0.1/16", MissPolicy::Drop);
+    let mut etr = rig_prepared(PreparedPlan::new(Arc::new(etr_plan.clone())));
+    let mut itr = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
+    itr.map("0.0.0.0/0", &[peer(PEER_RLOC)]);
+    itr.run(EID, &[host_frame(Ipv4Addr::new(10, 3, 0, 5), 1)], 0);
+    let mut wire = itr.tx(RLOC).remove(0);
+    wire[0..6].copy_from_slice(&RLOC_MAC);
+    let decap = |etr: &mut Rig, q: &ArrayQueue<PreparedPlan>| {
+        etr.p.take_plan(q);
+        etr.run(RLOC, &[wire.clone()], 0);
+        assert!(etr.tx(EID).is_empty());
+        (std::mem::take(&mut etr.out.events), etr.p.take_counts())
+    };
+    let (events, counts) = decap(&mut etr, &queue);
+    assert_eq!(counts.get(Reason::DropNoRoute), 1);
+    assert!(events.is_empty(), "{events:?}");
+    let _dynamic = published(
+        &|p| p.ports[EID].dynamic_eids = vec![net("10.3.0.0/24")],
+        &etr_plan,
+    );
+    let (events, counts) = decap(&mut etr, &queue);
+    assert_eq!(counts.get(Reason::DropNoRoute), 0);
+    assert_eq!(counts.get(Reason::DropNoNeighbor), 1);
+    assert_eq!(
+        events.as_slice(),
+        &[Event::NeighborMiss {
+            port: EID,
+            ip: "10.3.0.5".parse().unwrap()
+        }]
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::Receiver;
+use crossbeam::channel::{Receiver, Sender};
 use pxtr::config::{Ipsec, IpsecAuth, IpsecMode, IpsecPeer};
 use pxtr::dpdk::StopFlag;
 use pxtr::ipsec::kernel::{Ip, Tunnels};
@@ -56,7 +56,9 @@ struct Pair {
     enterprise: Charon,
     cloud: Charon,
     ns_a: Netns,
-    _ns_b: Netns,
+    ns_b: Netns,
+    /// The cloud's end of the veth pair.
+    vb: String,
     dir: PathBuf,
 }
 
@@ -85,7 +87,8 @@ impl Pair {
             enterprise,
             cloud,
             ns_a,
-            _ns_b: ns_b,
+            ns_b,
+            vb,
             dir,
         }
     }
@@ -95,6 +98,11 @@ impl Pair {
     /// the tunnel carries; routing the IKE peer's own address into the tunnel would swallow
     /// IKE itself).
     fn load_cloud(&self, to_pxtr: &IpsecPeer) {
+        self.load_cloud_ts(to_pxtr, "203.0.113.1/32");
+    }
+
+    /// [`Pair::load_cloud`] with another RLOC on the cloud's side of the tunnel.
+    fn load_cloud_ts(&self, to_pxtr: &IpsecPeer, local_ts: &str) {
         let mut c =
             Client::connect(&self.cloud.socket, Duration::from_secs(10)).expect("VICI (cloud)");
         let creds = match to_pxtr.auth {
@@ -117,7 +125,7 @@ impl Pair {
         let mut conn = load_conn(
             to_pxtr,
             0,
-            "203.0.113.1/32".parse().unwrap(),
+            local_ts.parse().unwrap(),
             IpsecMode::Libipsec,
             creds.as_ref(),
         );
@@ -172,6 +180,7 @@ struct Manager {
     stop: StopFlag,
     thread: Option<std::thread::JoinHandle<()>>,
     rx: Receiver<SaChange>,
+    peers: Sender<Vec<IpsecPeer>>,
 }
 
 impl Manager {
@@ -181,13 +190,10 @@ impl Manager {
             vici_socket: pair.enterprise.socket.display().to_string(),
             peers,
         };
-        let tunnels = Tunnels::with_mode(
-            IpsecMode::Libipsec,
-            ipsec.peers.len(),
-            Ip::in_netns(&pair.ns_a.0),
-        );
+        let tunnels = Tunnels::with_mode(IpsecMode::Libipsec, Ip::in_netns(&pair.ns_a.0));
         let stop = StopFlag::new();
         let (tx, rx) = crossbeam::channel::unbounded();
+        let (peers, updates) = crossbeam::channel::unbounded();
         let st = stop.clone();
         let thread = std::thread::spawn(move || {
             manage(
@@ -196,13 +202,20 @@ impl Manager {
                 Some("192.0.2.1/32".parse().unwrap()),
                 st,
                 tx,
+                updates,
             )
         });
         Manager {
             stop,
             thread: Some(thread),
             rx,
+            peers,
         }
+    }
+
+    /// A new list of peers, as a live reload hands it over.
+    fn reload(&self, peers: Vec<IpsecPeer>) {
+        self.peers.send(peers).expect("the manager runs");
     }
 
     /// Stops it; panics if its thread did.
@@ -244,7 +257,7 @@ fn the_manager_reports_the_sa_to_the_cloud_xtr_up() {
         )],
     );
     let got = m.rx.recv_timeout(Duration::from_secs(30));
-    assert_eq!(got, Ok(SaChange::Up(0)), "{}", pair.logs());
+    assert_eq!(got, Ok(SaChange::Up("cloud-xtr".into())), "{}", pair.logs());
     // Userspace ESP: pxtr routed the peer's RLOC range into strongSwan's TUN itself.
     let routes = pair.routes_a();
     assert!(
@@ -257,6 +270,134 @@ fn the_manager_reports_the_sa_to_the_cloud_xtr_up() {
     // ... and removed it when it stopped.
     let routes = pair.routes_a();
     assert!(!routes.contains("203.0.113.0/24"), "{routes}");
+}
+
+/// The sections of the `event` events charon streams in answer to `command` (`list-sas`:
+/// `list-sa`, `list-conns`: `list-conn`).
+fn vici_list(socket: &Path, command: &str, event: &str, req: Section) -> Vec<Section> {
+    let mut c = Client::connect(socket, Duration::from_millis(500)).expect("VICI");
+    c.register(event).expect("register");
+    c.call(command, req).expect(command);
+    let mut out = Vec::new();
+    // The events came before the answer: they are queued.
+    while let Ok(Some((name, msg))) = c.next_event() {
+        if name == event {
+            out.push(msg);
+        }
+    }
+    out
+}
+
+/// The unique ids of the installed child SAs of connection `conn` in the enterprise's charon.
+fn child_ids(pair: &Pair, conn: &str) -> Vec<String> {
+    let sas = vici_list(
+        &pair.enterprise.socket,
+        "list-sas",
+        "list-sa",
+        Section::new().kv("ike", conn),
+    );
+    let mut ids: Vec<String> = sas
+        .iter()
+        .filter_map(|m| m.sub(conn)?.sub("child-sas").cloned())
+        .flat_map(|children| {
+            children.entries.into_iter().filter_map(|(_, v)| match v {
+                Value::Section(c) if c.str("state").as_deref() == Some("INSTALLED") => {
+                    c.str("uniqueid")
+                }
+                _ => None,
+            })
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The connections loaded into the enterprise's charon.
+fn conns(pair: &Pair) -> Vec<String> {
+    let mut names: Vec<String> = vici_list(
+        &pair.enterprise.socket,
+        "list-conns",
+        "list-conn",
+        Section::new(),
+    )
+    .into_iter()
+    .flat_map(|m| m.entries.into_iter().map(|(k, _)| k))
+    .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn peers_added_changed_and_removed_live_leave_the_other_peers_sa_alone() {
+    let pair = Pair::new("lv");
+    // A second cloud xTR on the cloud's charon: IKE 10.99.0.3, RLOC 198.18.0.1.
+    let nb = pair.ns_b.0.clone();
+    ip(&["-n", &nb, "addr", "add", "10.99.0.3/24", "dev", &pair.vb]);
+    ip(&["-n", &nb, "addr", "add", "198.18.0.1/32", "dev", "lo"]);
+    pair.load_cloud(&peer("to-pxtr", "10.99.0.2", "10.99.0.1", "192.0.2.1/32"));
+    pair.load_cloud_ts(
+        &peer("to-pxtr-2", "10.99.0.3", "10.99.0.1", "192.0.2.1/32"),
+        "198.18.0.1/32",
+    );
+    let first = peer("cloud-xtr", "10.99.0.1", "10.99.0.2", "203.0.113.0/24");
+    let second = peer("cloud-2", "10.99.0.1", "10.99.0.3", "198.18.0.0/24");
+    let up = |n: &str| Ok(SaChange::Up(n.into()));
+    let down = |n: &str| Ok(SaChange::Down(n.into()));
+    let wait = Duration::from_secs(30);
+
+    let m = Manager::start(&pair, vec![first.clone()]);
+    assert_eq!(m.rx.recv_timeout(wait), up("cloud-xtr"), "{}", pair.logs());
+    let ids = child_ids(&pair, "cloud-xtr");
+    assert_eq!(ids.len(), 1, "{ids:?}");
+
+    // Added live: it comes up; the first peer reports nothing (every report is checked in
+    // order below) and keeps its child SA.
+    m.reload(vec![first.clone(), second.clone()]);
+    assert_eq!(m.rx.recv_timeout(wait), up("cloud-2"), "{}", pair.logs());
+    assert!(
+        pair.routes_a().contains("198.18.0.0/24 dev ipsec0"),
+        "{}",
+        pair.routes_a()
+    );
+    assert_eq!(conns(&pair), vec!["cloud-2", "cloud-xtr"]);
+
+    // Changed live (its RLOC range): set up anew, down then up, with the new route only.
+    let mut changed = second.clone();
+    changed.remote_rlocs = vec!["198.18.0.0/25".parse().unwrap()];
+    m.reload(vec![first.clone(), changed]);
+    assert_eq!(m.rx.recv_timeout(wait), down("cloud-2"), "{}", pair.logs());
+    assert_eq!(m.rx.recv_timeout(wait), up("cloud-2"), "{}", pair.logs());
+    let routes = pair.routes_a();
+    assert!(routes.contains("198.18.0.0/25 dev ipsec0"), "{routes}");
+    assert!(!routes.contains("198.18.0.0/24"), "{routes}");
+
+    // Removed live: reported down and removed; its connection, SAs and route are gone.
+    m.reload(vec![first.clone()]);
+    assert_eq!(m.rx.recv_timeout(wait), down("cloud-2"), "{}", pair.logs());
+    assert_eq!(
+        m.rx.recv_timeout(wait),
+        Ok(SaChange::Removed("cloud-2".into()))
+    );
+    assert_eq!(conns(&pair), vec!["cloud-xtr"]);
+    assert!(
+        !pair.routes_a().contains("198.18.0.0"),
+        "{}",
+        pair.routes_a()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !child_ids(&pair, "cloud-2").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "cloud-2's SA stays:\n{}",
+            pair.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Throughout, the first peer's SA stayed: no report, the same child SA.
+    assert_eq!(quiet(&m.rx, Duration::from_secs(3), &[]), None);
+    assert_eq!(child_ids(&pair, "cloud-xtr"), ids, "{}", pair.logs());
+    m.stop();
 }
 
 /// Adds `key = value` to the IKE SA of `conn`.
@@ -324,7 +465,7 @@ fn rekeys_keep_the_peer_up_and_a_rekeyed_child_going_down_takes_it_down() {
     );
     assert_eq!(
         m.rx.recv_timeout(Duration::from_secs(30)),
-        Ok(SaChange::Up(0)),
+        Ok(SaChange::Up("cloud-xtr".into())),
         "{}",
         pair.logs()
     );
@@ -351,7 +492,7 @@ fn rekeys_keep_the_peer_up_and_a_rekeyed_child_going_down_takes_it_down() {
     c.call("terminate", req).expect("terminate");
     assert_eq!(
         m.rx.recv_timeout(Duration::from_secs(10)),
-        Ok(SaChange::Down(0)),
+        Ok(SaChange::Down("cloud-xtr".into())),
         "{}",
         pair.logs()
     );
@@ -581,7 +722,7 @@ fn certificates_bring_the_sa_up_and_a_wrong_ca_keeps_the_peer_down() {
         ],
     );
     let got = m.rx.recv_timeout(Duration::from_secs(30));
-    assert_eq!(got, Ok(SaChange::Up(0)), "{}", pair.logs());
+    assert_eq!(got, Ok(SaChange::Up("cloud-xtr".into())), "{}", pair.logs());
     assert_eq!(
         quiet(&m.rx, Duration::from_secs(6), &[]),
         None,

@@ -340,6 +340,20 @@ fn reload_applies_live_changes_refuses_the_rest_and_loses_no_packet() {
     assert_eq!(app.control_stat("reloads_invalid"), 1);
     assert_eq!(app.control_stat("reloads_refused"), 1);
 
+    // 5. The first IPsec peers of a pxtr started without any: no IPsec manager runs, so they
+    //    need a restart (peers of a pxtr that has some apply live: tests/ipsec_sa.rs).
+    let ipsec = "\n[ipsec]\n[[ipsec.peers]]\nname = \"cloud\"\nlocal_address = \"10.99.0.1\"\n\
+                 remote_address = \"10.99.0.2\"\nremote_rlocs = [\"203.0.113.0/24\"]\n\
+                 psk = \"0123456789abcdef-key\"\n";
+    std::fs::write(&cfg, config(&eif, "", SITE_A, 1500) + ipsec).unwrap();
+    let (code, _, err) = app.ctl(&["reload"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("ipsec.peers") && err.contains("need a restart"),
+        "{err}"
+    );
+    assert_eq!(app.control_stat("reloads_refused"), 2);
+
     // The flow: every frame sent was received and encapsulated, none dropped.
     std::thread::sleep(Duration::from_millis(100));
     stop.store(true, Ordering::Relaxed);

@@ -131,12 +131,18 @@ pub(super) struct Control {
     /// Kernel UDP sockets of a Map-Server/Map-Resolver without DPDK ports (role ms-mr), with
     /// the address each is bound to.
     udp: Vec<(UdpSocket, IpAddr)>,
-    /// SA changes from the IPsec manager, and each peer's RLOC ranges.
-    ipsec: Option<(
-        crossbeam::channel::Receiver<SaChange>,
-        Vec<Vec<ipnet::IpNet>>,
-    )>,
-    ipsec_state: Vec<PeerState>,
+    /// SA changes from the IPsec manager.
+    ipsec: Option<crossbeam::channel::Receiver<SaChange>>,
+    /// The IPsec peers, config order.
+    ipsec_peers: Vec<TrackedPeer>,
+}
+
+/// An IPsec peer the control core follows: its RLOC ranges are unreachable while it is down.
+#[derive(Debug, Clone)]
+struct TrackedPeer {
+    name: String,
+    ranges: Vec<ipnet::IpNet>,
+    state: PeerState,
 }
 
 /// An IPsec peer as the control core knows it.
@@ -172,7 +178,7 @@ impl Control {
             static_neighbors: Vec::new(),
             udp: Vec::new(),
             ipsec: None,
-            ipsec_state: Vec::new(),
+            ipsec_peers: Vec::new(),
             plan,
             cache,
             neighbors,
@@ -270,27 +276,88 @@ impl Control {
         busy
     }
 
-    /// Follows the IPsec manager's SA changes: the RLOC ranges of each peer in `ranges` are
-    /// unreachable until its SA is up.
+    /// Follows the IPsec manager's SA changes: the RLOC ranges of each peer in `peers` (name,
+    /// ranges) are unreachable until its SA is up.
     pub fn follow_ipsec(
         &mut self,
         rx: crossbeam::channel::Receiver<SaChange>,
-        ranges: Vec<Vec<ipnet::IpNet>>,
+        peers: Vec<(String, Vec<ipnet::IpNet>)>,
         now_ms: u64,
     ) {
-        for r in ranges.iter().flatten() {
+        for r in peers.iter().flat_map(|(_, r)| r) {
             self.plane
                 .set_range_reachable(*r, false, now_ms, &mut self.outbox);
         }
-        self.ipsec_state = vec![
-            PeerState {
-                up: false,
-                since_ms: now_ms,
-                changes: 0,
-            };
-            ranges.len()
-        ];
-        self.ipsec = Some((rx, ranges));
+        self.ipsec_peers = peers
+            .into_iter()
+            .map(|(name, ranges)| TrackedPeer {
+                name,
+                ranges,
+                state: PeerState {
+                    up: false,
+                    since_ms: now_ms,
+                    changes: 0,
+                },
+            })
+            .collect();
+        self.ipsec = Some(rx);
+    }
+
+    /// A reloaded list of IPsec peers (name, RLOC ranges; `diff` against the running list):
+    /// unchanged peers keep their state; added and changed ones are down until the manager
+    /// reports their (new) SA up, so their ranges are unreachable now; the ranges of removed
+    /// peers are no longer behind a tunnel, so IPsec no longer decides their reachability
+    /// (unreachable ones become reachable, as before pxtr had IPsec). A range stays
+    /// unreachable while any peer covering it is down.
+    pub fn reconfigure_ipsec(
+        &mut self,
+        peers: Vec<(String, Vec<ipnet::IpNet>)>,
+        diff: &crate::ipsec::PeerDiff,
+        now_ms: u64,
+    ) {
+        let down = |list: &[TrackedPeer]| -> std::collections::BTreeSet<ipnet::IpNet> {
+            list.iter()
+                .filter(|p| !p.state.up)
+                .flat_map(|p| p.ranges.iter().map(|r| r.trunc()))
+                .collect()
+        };
+        let before = down(&self.ipsec_peers);
+        let next: Vec<TrackedPeer> = peers
+            .into_iter()
+            .map(|(name, ranges)| {
+                let old = self.ipsec_peers.iter().find(|p| p.name == name);
+                let state = match old {
+                    Some(o) if !diff.anew(&name) => o.state,
+                    Some(o) if o.state.up => PeerState {
+                        up: false,
+                        since_ms: now_ms,
+                        changes: o.state.changes + 1,
+                    },
+                    Some(o) => o.state,
+                    None => PeerState {
+                        up: false,
+                        since_ms: now_ms,
+                        changes: 0,
+                    },
+                };
+                TrackedPeer {
+                    name,
+                    ranges,
+                    state,
+                }
+            })
+            .collect();
+        let after = down(&next);
+        self.ipsec_peers = next;
+        for r in after.difference(&before) {
+            self.plane
+                .set_range_reachable(*r, false, now_ms, &mut self.outbox);
+        }
+        for r in before.difference(&after) {
+            self.plane
+                .set_range_reachable(*r, true, now_ms, &mut self.outbox);
+        }
+        self.perform(now_ms);
     }
 
     /// Applies a reloaded configuration to the control-plane machines (see
@@ -308,9 +375,12 @@ impl Control {
         r
     }
 
-    /// Each IPsec peer's state (config order), as the SA changes reported it.
-    pub fn ipsec_state(&self) -> &[PeerState] {
-        &self.ipsec_state
+    /// IPsec peer `name`'s state, as the SA changes reported it.
+    pub fn ipsec_state(&self, name: &str) -> Option<PeerState> {
+        self.ipsec_peers
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.state)
     }
 
     /// Forgets the mappings learnt from the mapping system inside `filter` (all without one):
@@ -325,28 +395,35 @@ impl Control {
     }
 
     fn poll_ipsec(&mut self, now_ms: u64) -> bool {
-        let Some((rx, ranges)) = &self.ipsec else {
+        let Some(rx) = &self.ipsec else {
             return false;
         };
         let changes: Vec<SaChange> = rx.try_iter().collect();
-        let ranges = ranges.clone();
         for c in &changes {
-            let (i, up) = match *c {
-                SaChange::Up(i) => (i, true),
-                SaChange::Down(i) => (i, false),
-            };
-            if let Some(st) = self.ipsec_state.get_mut(i) {
-                if st.up != up {
-                    *st = PeerState {
-                        up,
-                        since_ms: now_ms,
-                        changes: st.changes + 1,
-                    };
+            let (name, up) = match c {
+                SaChange::Up(n) => (n, true),
+                SaChange::Down(n) => (n, false),
+                // Its ranges were let go of when the reload removed it.
+                SaChange::Removed(n) => {
+                    tracing::debug!(peer = %n, "IPsec peer unloaded");
+                    continue;
                 }
+            };
+            // A peer a reload removed meanwhile: nothing to follow.
+            let Some(p) = self.ipsec_peers.iter_mut().find(|p| &p.name == name) else {
+                continue;
+            };
+            if p.state.up != up {
+                p.state = PeerState {
+                    up,
+                    since_ms: now_ms,
+                    changes: p.state.changes + 1,
+                };
             }
-            for r in ranges.get(i).into_iter().flatten() {
+            let ranges = p.ranges.clone();
+            for r in ranges {
                 self.plane
-                    .set_range_reachable(*r, up, now_ms, &mut self.outbox);
+                    .set_range_reachable(r, up, now_ms, &mut self.outbox);
             }
         }
         !changes.is_empty()

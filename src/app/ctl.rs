@@ -376,14 +376,12 @@ pub(super) fn answer(
             }))
         }
         Request::ShowIpsec => {
-            let st = running.control.ipsec_state();
             let peers: Vec<Value> = cfg
                 .ipsec
                 .peers
                 .iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    let s = st.get(i);
+                .map(|p| {
+                    let s = running.control.ipsec_state(&p.name);
                     json!({
                         "name": p.name,
                         "local_address": p.local_address.map(|a| a.to_string()),

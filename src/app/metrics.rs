@@ -223,9 +223,8 @@ pub(super) fn exposition(cfg: &Config, running: &Running, now_ms: u64) -> String
         )
         .sample("pxtr_itr_pending_resolutions", &[], itr.pending() as f64);
     }
-    let st = c.ipsec_state();
-    for (i, p) in cfg.ipsec.peers.iter().enumerate() {
-        let s = st.get(i);
+    for p in &cfg.ipsec.peers {
+        let s = c.ipsec_state(&p.name);
         let l = [("peer", p.name.as_str())];
         e.family(
             "pxtr_ipsec_peer_up",

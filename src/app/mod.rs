@@ -111,8 +111,10 @@ struct Running {
     control: control::Control,
     ports: Vec<(String, Port)>,
     stop: StopFlag,
-    /// The thread that drives strongSwan (when IPsec peers are configured).
+    /// The thread that drives strongSwan (when IPsec peers are configured), and where a
+    /// reload sends it the new list of peers.
     ipsec: Option<std::thread::JoinHandle<()>>,
+    ipsec_peers: Option<crossbeam::channel::Sender<Vec<crate::config::IpsecPeer>>>,
     /// `pxtr ctl`'s socket (served by the control loop).
     ctl: Option<crate::ctl::Server>,
     /// The Prometheus endpoint (served by the control loop).
@@ -362,6 +364,7 @@ fn start(
         workers: Vec::new(),
         stop: stop.clone(),
         ipsec: None,
+        ipsec_peers: None,
         ctl: None,
         metrics: None,
         plan: prepared,
@@ -409,13 +412,11 @@ fn start(
     }
     if let Some(tunnels) = tunnels {
         let (tx, rx) = crossbeam::channel::unbounded();
-        let ranges = cfg
-            .ipsec
-            .peers
-            .iter()
-            .map(|p| p.remote_rlocs.clone())
-            .collect();
-        running.control.follow_ipsec(rx, ranges, 0);
+        let (peers_tx, peers_rx) = crossbeam::channel::unbounded();
+        running
+            .control
+            .follow_ipsec(rx, ipsec_ranges(&cfg.ipsec.peers), 0);
+        running.ipsec_peers = Some(peers_tx);
         let (ipsec, st) = (cfg.ipsec.clone(), stop.clone());
         // Our side of the tunnel: the subnet of the RLOC port our RLOC is on (the host's
         // address there is inside it), else the RLOC alone.
@@ -428,7 +429,7 @@ fn start(
         });
         let h = std::thread::Builder::new()
             .name("pxtr-ipsec".into())
-            .spawn(move || crate::ipsec::manage(ipsec, tunnels, local_ts, st, tx))
+            .spawn(move || crate::ipsec::manage(ipsec, tunnels, local_ts, st, tx, peers_rx))
             .map_err(|source| AppError::Thread {
                 name: "pxtr-ipsec",
                 source,
@@ -454,6 +455,14 @@ fn start(
         );
     }
     Ok(running)
+}
+
+/// Each IPsec peer's name and RLOC ranges, what the control core follows.
+fn ipsec_ranges(peers: &[crate::config::IpsecPeer]) -> Vec<(String, Vec<ipnet::IpNet>)> {
+    peers
+        .iter()
+        .map(|p| (p.name.clone(), p.remote_rlocs.clone()))
+        .collect()
 }
 
 /// Installs `lisp.static_mappings` and `ports[].neighbors` (validated before). `ports` are

@@ -11,6 +11,10 @@
 //! - the control-plane machines are reconfigured in place (Map-Resolvers, Map-Servers and
 //!   keys, database mappings, dynamic-EID ranges, Map-Server sites and keys), keeping the
 //!   resolutions, registrations and detected hosts that are still valid;
+//! - IPsec peers are handed to the IPsec manager thread, which unloads removed and changed
+//!   ones from strongSwan (SAs terminated, routes and interfaces removed) and loads added and
+//!   changed ones; unchanged peers keep their SAs. The control core makes the RLOC ranges of
+//!   new peers unreachable until their SA is up, and lets go of those of removed peers;
 //! - the log filter and the statistics interval change.
 
 use std::path::{Path, PathBuf};
@@ -77,7 +81,28 @@ pub(super) fn reload(
             d.restart.join(", ")
         ));
     }
+    if d.changed("ipsec.peers") && running.ipsec_peers.is_none() && !new.ipsec.peers.is_empty() {
+        running.control.stats.reloads_refused += 1;
+        return Err(format!(
+            "{}: not applied: ipsec.peers: pxtr started without IPsec peers, so it runs no \
+             IPsec manager (and has not chosen ipsec.mode); the first peers need a restart; \
+             nothing was changed",
+            path.display()
+        ));
+    }
     let mut notes = Vec::new();
+    if d.changed("ipsec.peers") {
+        if let Some(tx) = &running.ipsec_peers {
+            let diff = crate::ipsec::peer_diff(&cfg.ipsec.peers, &new.ipsec.peers);
+            running
+                .control
+                .reconfigure_ipsec(super::ipsec_ranges(&new.ipsec.peers), &diff, now_ms);
+            if tx.send(new.ipsec.peers.clone()).is_err() {
+                notes.push("ipsec.peers: the IPsec manager thread is gone".into());
+            }
+            tracing::info!(added = ?diff.added, removed = ?diff.removed, changed = ?diff.changed, "reload: IPsec peers");
+        }
+    }
     if d.changed("lisp.static_mappings") {
         let (installed, removed, failed) = apply_static(
             &cfg.lisp.static_mappings,
@@ -212,10 +237,7 @@ fn publish_plan(cfg: &Config, running: &mut Running) {
         .map(|p| (p.dpdk_port, p.mac))
         .collect();
     let prepared = PreparedPlan::new(Arc::new(super::plan(cfg, &ports)));
-    for q in &running.plans {
-        // A plan a worker has not taken yet is superseded (dropped here, on this core).
-        drop(q.force_push(prepared.clone()));
-    }
+    prepared.publish(&running.plans);
     running.control.plan = Arc::clone(prepared.plan());
     let old = std::mem::replace(&mut running.plan, prepared);
     running.retired.push(old);

@@ -79,8 +79,8 @@ impl Worker {
         while !self.stop.is_stopped() {
             // One load of a line that is written only on a reload; the old plan is freed
             // by the control core, which keeps it until every worker has let go.
-            if let Some(p) = self.plans.as_ref().and_then(|q| q.pop()) {
-                self.pipeline.adopt(p);
+            if let Some(q) = &self.plans {
+                self.pipeline.take_plan(q);
             }
             let q = next_rx;
             next_rx = (next_rx + 1) % self.rxs.len().max(1);

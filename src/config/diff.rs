@@ -25,11 +25,12 @@ pub const LIVE: &[&str] = &[
     "map_server.registration_timeout_s",
     "control.log_level",
     "control.stats_interval_s",
+    "ipsec.peers",
 ];
 
 /// How one live key changed: entries added, removed and changed (a list's entries are told
-/// apart by their key: IID and prefix, address, site name; a value that is not a list, or a
-/// list only reordered, counts as one change).
+/// apart by their key: IID and prefix, address, site or peer name; a value that is not a
+/// list, or a list only reordered, counts as one change).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Change {
     pub key: &'static str,
@@ -161,6 +162,7 @@ fn live_change(key: &'static str, old: &Config, new: &Config) -> Option<Change> 
         "control.stats_interval_s" => {
             scalar(old.control.stats_interval_s == new.control.stats_interval_s)
         }
+        "ipsec.peers" => keyed(&old.ipsec.peers, &new.ipsec.peers, |p| p.name.clone()),
         _ => [0, 0, 0],
     };
     (added + removed + changed > 0).then_some(Change {
@@ -317,6 +319,34 @@ eid_prefixes = [{ prefix = "10.2.0.0/16" }]
             ]
         );
         assert!(d.changed("lisp.petrs"));
+    }
+
+    #[test]
+    fn ipsec_peers_apply_live_but_mode_and_socket_need_a_restart() {
+        let peer = |name: &str| crate::config::IpsecPeer {
+            name: name.into(),
+            local_address: Some("192.0.2.1".parse().unwrap()),
+            remote_address: Some("203.0.113.1".parse().unwrap()),
+            remote_rlocs: vec!["203.0.113.0/24".parse().unwrap()],
+            psk: "0123456789abcdef".into(),
+            ..Default::default()
+        };
+        let mut old = base();
+        old.ipsec.peers = vec![peer("a"), peer("b")];
+        let mut new = old.clone();
+        new.ipsec.peers[1].remote_rlocs = vec!["198.18.0.0/24".parse().unwrap()];
+        new.ipsec.peers.push(peer("c"));
+        new.ipsec.peers.remove(0);
+        let d = diff(&old, &new);
+        assert!(d.restart.is_empty(), "{:?}", d.restart);
+        let c = d.live.iter().find(|c| c.key == "ipsec.peers").unwrap();
+        assert_eq!((c.added, c.removed, c.changed), (1, 1, 1));
+        new.ipsec.mode = crate::config::IpsecMode::Libipsec;
+        new.ipsec.vici_socket = "/run/other.vici".into();
+        assert_eq!(
+            diff(&old, &new).restart,
+            vec!["ipsec.mode", "ipsec.vici_socket"]
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use arrayvec::ArrayVec;
+use crossbeam::queue::ArrayQueue;
 use ipnet::IpNet;
 
 use crate::config::{MissPolicy, PortRole};
@@ -502,6 +503,15 @@ impl PreparedPlan {
             && Arc::strong_count(&self.fast) == 1
             && Arc::strong_count(&self.views) == 1
     }
+
+    /// Hands this plan to every worker's queue (each takes it with [`Pipeline::take_plan`]
+    /// before its next burst). A plan a worker has not taken yet is superseded: it comes back
+    /// from the queue and is dropped here, on the publisher's core.
+    pub fn publish(&self, queues: &[Arc<ArrayQueue<PreparedPlan>>]) {
+        for q in queues {
+            drop(q.force_push(self.clone()));
+        }
+    }
 }
 
 /// One worker's pipeline.
@@ -650,6 +660,25 @@ impl<B: PacketBuf> Pipeline<B> {
         self.plan = p.plan;
         self.fast = p.fast;
         self.views = p.views;
+    }
+
+    /// Takes the newest plan waiting in `queue` (what the control core published on a
+    /// reload), if any: the worker calls it between two bursts, so the next burst runs it.
+    /// Usually one empty pop of a queue written only on a reload; no allocation, no lock. A
+    /// plan passed over (two reloads between two bursts) is only let go of here: its
+    /// publisher still holds it and frees it.
+    pub fn take_plan(&mut self, queue: &ArrayQueue<PreparedPlan>) -> bool {
+        let mut newest = None;
+        while let Some(p) = queue.pop() {
+            newest = Some(p);
+        }
+        match newest {
+            Some(p) => {
+                self.adopt(p);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Packets held now.

@@ -6,6 +6,7 @@
 //! on the packet path. The commands are built by pure functions (unit-tested) and run by
 //! [`Ip`]. What pxtr creates it records, and removes when [`Tunnels`] is dropped.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
 
@@ -94,9 +95,9 @@ fn strings<const N: usize>(a: [&str; N]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
 
-/// The name of the `index`-th peer's XFRM interface.
-pub fn xfrm_name(index: usize) -> String {
-    format!("pxtr-xfrm{index}")
+/// The name of the XFRM interface in slot `slot` ([`Tunnels::slot`]).
+pub fn xfrm_name(slot: usize) -> String {
+    format!("pxtr-xfrm{slot}")
 }
 
 /// `ip link add <name> type xfrm dev <underlay> if_id <if_id>`.
@@ -296,16 +297,19 @@ struct Route {
     ours: bool,
 }
 
-/// The kernel side of every peer's tunnel: created when it can be, kept, removed on drop.
+/// The kernel side of every peer's tunnel, by peer name: created when it can be, kept,
+/// removed when the peer goes (live reload) or on drop.
 #[derive(Debug)]
 pub struct Tunnels {
     ip: Ip,
     mode: IpsecMode,
-    peers: Vec<PeerTunnel>,
+    peers: BTreeMap<String, PeerTunnel>,
 }
 
 #[derive(Debug, Default)]
 struct PeerTunnel {
+    /// The number of its XFRM interface and `if_id` (stable while the peer is configured).
+    slot: usize,
     /// The XFRM interface pxtr created (xfrm mode).
     link: Option<String>,
     routes: Vec<Route>,
@@ -319,15 +323,15 @@ impl Tunnels {
     /// [`Tunnels::poll`] does it once it can (the underlay or `ipsec0` may come later).
     pub fn prepare(ipsec: &Ipsec, ip: Ip) -> Result<Tunnels, Error> {
         let mode = resolve_mode(ipsec.mode, &ipsec.peers, probe_xfrm)?;
-        Ok(Tunnels::with_mode(mode, ipsec.peers.len(), ip))
+        Ok(Tunnels::with_mode(mode, ip))
     }
 
-    /// Tunnels of `n` peers in a mode already decided (`xfrm` or `libipsec`).
-    pub fn with_mode(mode: IpsecMode, n: usize, ip: Ip) -> Tunnels {
+    /// Tunnels in a mode already decided (`xfrm` or `libipsec`).
+    pub fn with_mode(mode: IpsecMode, ip: Ip) -> Tunnels {
         Tunnels {
             ip,
             mode,
-            peers: (0..n).map(|_| PeerTunnel::default()).collect(),
+            peers: BTreeMap::new(),
         }
     }
 
@@ -336,16 +340,36 @@ impl Tunnels {
         self.mode
     }
 
-    /// Whether the `index`-th peer's RLOC ranges are routed into its tunnel.
-    pub fn ready(&self, index: usize) -> bool {
-        self.peers.get(index).is_some_and(|p| p.ready)
+    /// The slot of peer `name` (its XFRM interface `pxtr-xfrm<slot>` and `if_id`): the one
+    /// it has, else the lowest free one. Peers configured at start get 0, 1, 2... in config
+    /// order; a peer added live takes a slot a removed one freed, and no peer's slot moves.
+    pub fn slot(&mut self, name: &str) -> usize {
+        if let Some(t) = self.peers.get(name) {
+            return t.slot;
+        }
+        let mut used: Vec<usize> = self.peers.values().map(|t| t.slot).collect();
+        used.sort_unstable();
+        let slot = (0..).find(|i| used.binary_search(i).is_err()).unwrap_or(0);
+        self.peers.insert(
+            name.to_string(),
+            PeerTunnel {
+                slot,
+                ..PeerTunnel::default()
+            },
+        );
+        slot
+    }
+
+    /// Whether peer `name`'s RLOC ranges are routed into its tunnel.
+    pub fn ready(&self, name: &str) -> bool {
+        self.peers.get(name).is_some_and(|p| p.ready)
     }
 
     /// charon (re)started: `ipsec0` is a new device and the routes into the old one went with
     /// it; set them up again.
     pub fn charon_restarted(&mut self) {
         if self.mode == IpsecMode::Libipsec {
-            for p in &mut self.peers {
+            for p in self.peers.values_mut() {
                 p.ready = false;
             }
         }
@@ -355,29 +379,33 @@ impl Tunnels {
     /// (charon without kernel-libipsec, or with it after kernel-netlink).
     pub fn tun_missing(&self) -> bool {
         self.mode == IpsecMode::Libipsec
-            && !self.peers.iter().all(|p| p.ready)
+            && !self.peers.values().all(|p| p.ready)
             && self.ip.run(&link_show(LIBIPSEC_TUN)).is_err()
     }
 
-    /// Sets up what is missing: in libipsec mode the routes into `ipsec0` once it exists, in
-    /// xfrm mode each peer's XFRM interface and routes once the underlay toward its IKE
-    /// address is known. Errors are logged (once each) and tried again on the next call.
+    /// Sets up what is missing for `peers`: in libipsec mode the routes into `ipsec0` once it
+    /// exists, in xfrm mode each peer's XFRM interface and routes once the underlay toward
+    /// its IKE address is known. Errors are logged (once each) and tried again on the next
+    /// call.
     pub fn poll(&mut self, peers: &[IpsecPeer]) {
-        if self.peers.iter().all(|p| p.ready) {
+        if peers.iter().all(|p| self.ready(&p.name)) {
             return;
         }
         if self.mode == IpsecMode::Libipsec && self.ip.run(&link_show(LIBIPSEC_TUN)).is_err() {
             return;
         }
-        for (i, peer) in peers.iter().enumerate().take(self.peers.len()) {
-            if self.peers[i].ready {
+        for peer in peers {
+            if self.ready(&peer.name) {
                 continue;
             }
+            self.slot(&peer.name);
             let result = match self.mode {
-                IpsecMode::Xfrm => self.setup_xfrm(i, peer),
-                _ => self.setup_routes(i, peer, LIBIPSEC_TUN),
+                IpsecMode::Xfrm => self.setup_xfrm(peer),
+                _ => self.setup_routes(peer, LIBIPSEC_TUN),
             };
-            let t = &mut self.peers[i];
+            let Some(t) = self.peers.get_mut(&peer.name) else {
+                continue;
+            };
             match result {
                 Ok(()) => {
                     t.ready = true;
@@ -397,9 +425,10 @@ impl Tunnels {
         }
     }
 
-    fn setup_xfrm(&mut self, i: usize, peer: &IpsecPeer) -> Result<(), Error> {
-        let name = xfrm_name(i);
-        if self.peers[i].link.is_none() {
+    fn setup_xfrm(&mut self, peer: &IpsecPeer) -> Result<(), Error> {
+        let slot = self.slot(&peer.name);
+        let name = xfrm_name(slot);
+        if self.peers[&peer.name].link.is_none() {
             let addr = peer.remote_address.ok_or_else(|| Error::NoUnderlay {
                 peer: peer.name.clone(),
                 addr: IpAddr::from([0, 0, 0, 0]),
@@ -423,65 +452,81 @@ impl Tunnels {
                 self.ip.run(&link_del(&name))?;
             }
             self.ip
-                .run(&xfrm_link_add(&name, &underlay, super::xfrm_if_id(i)))?;
-            self.peers[i].link = Some(name.clone());
-            tracing::info!(peer = %peer.name, dev = %name, %underlay, if_id = super::xfrm_if_id(i), "XFRM interface created");
+                .run(&xfrm_link_add(&name, &underlay, super::xfrm_if_id(slot)))?;
+            if let Some(t) = self.peers.get_mut(&peer.name) {
+                t.link = Some(name.clone());
+            }
+            tracing::info!(peer = %peer.name, dev = %name, %underlay, if_id = super::xfrm_if_id(slot), "XFRM interface created");
         }
         self.ip.run(&link_up(&name))?;
-        self.setup_routes(i, peer, &name)
+        self.setup_routes(peer, &name)
     }
 
-    fn setup_routes(&mut self, i: usize, peer: &IpsecPeer, dev: &str) -> Result<(), Error> {
+    fn setup_routes(&mut self, peer: &IpsecPeer, dev: &str) -> Result<(), Error> {
         for net in &peer.remote_rlocs {
             let net = net.trunc();
-            if self.peers[i]
-                .routes
-                .iter()
-                .any(|r| r.net == net && r.dev == dev)
-            {
+            let known = self
+                .peers
+                .get(&peer.name)
+                .is_some_and(|t| t.routes.iter().any(|r| r.net == net && r.dev == dev));
+            if known {
                 // Installed before charon restarted: put it back, still ours or not.
                 self.ip.run(&route_replace(&net, dev))?;
                 continue;
             }
-            self.add_route(i, net, dev)?;
+            self.add_route(&peer.name, net, dev)?;
         }
         Ok(())
     }
 
-    fn add_route(&mut self, i: usize, net: IpNet, dev: &str) -> Result<(), Error> {
+    fn add_route(&mut self, name: &str, net: IpNet, dev: &str) -> Result<(), Error> {
         // A route someone else made (e.g. the lab script) is used, and left in place at exit.
         let existed = self
             .ip
             .run(&route_show(&net, dev))
             .is_ok_and(|out| !out.trim().is_empty());
         self.ip.run(&route_replace(&net, dev))?;
-        self.peers[i].routes.push(Route {
-            net,
-            dev: dev.to_string(),
-            ours: !existed,
-        });
+        if let Some(t) = self.peers.get_mut(name) {
+            t.routes.push(Route {
+                net,
+                dev: dev.to_string(),
+                ours: !existed,
+            });
+        }
         Ok(())
+    }
+
+    /// Removes peer `name`'s routes and interface (those pxtr created) and frees its slot:
+    /// the peer left the configuration, or changed and is set up anew.
+    pub fn remove(&mut self, name: &str) {
+        if let Some(mut t) = self.peers.remove(name) {
+            self.clear(&mut t);
+        }
+    }
+
+    fn clear(&self, p: &mut PeerTunnel) {
+        for r in p.routes.drain(..).rev() {
+            if r.ours {
+                match self.ip.run(&route_del(&r.net, &r.dev)) {
+                    Ok(_) => tracing::info!(net = %r.net, dev = %r.dev, "route removed"),
+                    // Gone with its device (charon stopped, ipsec0 with it).
+                    Err(e) => tracing::debug!(%e, "route not removed"),
+                }
+            }
+        }
+        if let Some(name) = p.link.take() {
+            match self.ip.run(&link_del(&name)) {
+                Ok(_) => tracing::info!(dev = %name, "XFRM interface removed"),
+                Err(e) => tracing::warn!(%e, "XFRM interface not removed"),
+            }
+        }
+        p.ready = false;
     }
 
     /// Removes the routes and interfaces pxtr created.
     pub fn teardown(&mut self) {
-        for p in &mut self.peers {
-            for r in p.routes.drain(..).rev() {
-                if r.ours {
-                    match self.ip.run(&route_del(&r.net, &r.dev)) {
-                        Ok(_) => tracing::info!(net = %r.net, dev = %r.dev, "route removed"),
-                        // Gone with its device (charon stopped, ipsec0 with it).
-                        Err(e) => tracing::debug!(%e, "route not removed"),
-                    }
-                }
-            }
-            if let Some(name) = p.link.take() {
-                match self.ip.run(&link_del(&name)) {
-                    Ok(_) => tracing::info!(dev = %name, "XFRM interface removed"),
-                    Err(e) => tracing::warn!(%e, "XFRM interface not removed"),
-                }
-            }
-            p.ready = false;
+        for mut p in std::mem::take(&mut self.peers).into_values() {
+            self.clear(&mut p);
         }
     }
 }
@@ -547,6 +592,19 @@ mod tests {
             Ip::host().argv(&link_up("x")),
             vec!["link", "set", "x", "up"]
         );
+    }
+
+    #[test]
+    fn slots_stay_with_their_peer_and_freed_ones_are_reused() {
+        let mut t = Tunnels::with_mode(IpsecMode::Xfrm, Ip::host());
+        assert_eq!((t.slot("a"), t.slot("b"), t.slot("c")), (0, 1, 2));
+        assert_eq!(t.slot("b"), 1);
+        // Nothing was created for them, so removing runs no command.
+        t.remove("b");
+        assert_eq!(t.slot("c"), 2, "a peer's slot does not move");
+        assert_eq!(t.slot("d"), 1, "the lowest free slot");
+        assert_eq!(t.slot("e"), 3);
+        assert!(!t.ready("a") && !t.ready("absent"));
     }
 
     #[test]

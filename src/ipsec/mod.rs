@@ -7,12 +7,12 @@ pub mod creds;
 pub mod kernel;
 pub mod vici;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crossbeam::channel::Sender;
+use crossbeam::channel::{Receiver, Sender};
 use ipnet::IpNet;
 
 use crate::config::{Ipsec, IpsecAuth, IpsecMode, IpsecPeer};
@@ -40,25 +40,33 @@ pub enum Error {
     Vici { peer: String, source: vici::Error },
 }
 
-/// An SA to the peer of this index (in `ipsec.peers`) came up or went down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the manager tells the control core of a peer (by its name in `ipsec.peers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SaChange {
-    Up(usize),
-    Down(usize),
+    /// A child SA is up and the peer's RLOC ranges are routed into the tunnel.
+    Up(String),
+    /// No child SA is up (or its routes are not there) any more.
+    Down(String),
+    /// The peer left the configuration (live reload): its connection is unloaded from charon,
+    /// its SAs terminated, its routes and interface removed. A `Down` came first if it was up.
+    Removed(String),
 }
 
-/// What a VICI event (`child-updown`, `ike-updown`) says of one of our peers.
+/// What a VICI event (`child-updown`, `ike-updown`) says of one of our peers (by name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SaEvent {
-    /// These child SAs (charon's unique ids) of peer `.0` came up.
-    ChildUp(usize, Vec<String>),
+    /// These child SAs (charon's unique ids) of peer `.0` came up, under IKE SA `.1` (its
+    /// unique id).
+    ChildUp(String, String, Vec<String>),
     /// These child SAs of peer `.0` went down.
-    ChildDown(usize, Vec<String>),
-    /// The IKE SA of peer `.0` went down, and every child SA with it.
-    IkeDown(usize),
-    /// Child SAs of peer `.0` were rekeyed: (old unique id, new unique id). The new SA
-    /// replaces the old one without a `child-updown` for either.
-    ChildRekey(usize, Vec<(String, String)>),
+    ChildDown(String, Vec<String>),
+    /// IKE SA `.1` of peer `.0` went down, and every child SA under it (not those under
+    /// another IKE SA of the peer: a connection set up anew on a reload while its old IKE SA
+    /// is still being deleted).
+    IkeDown(String, String),
+    /// Child SAs of peer `.0` under IKE SA `.1` were rekeyed: (old unique id, new unique id).
+    /// The new SA replaces the old one without a `child-updown` for either.
+    ChildRekey(String, String, Vec<(String, String)>),
 }
 
 /// What a VICI event is about: charon names the IKE SA section after the connection (our
@@ -66,10 +74,11 @@ pub enum SaEvent {
 /// `up = yes` when they came up. An IKE SA coming up says nothing of the children yet.
 pub fn sa_event(name: &str, msg: &Section, peers: &[IpsecPeer]) -> Option<SaEvent> {
     let up = msg.str("up").as_deref() == Some("yes");
-    let (index, ike) = msg.entries.iter().find_map(|(k, v)| match v {
-        vici::Value::Section(s) => peers.iter().position(|p| &p.name == k).map(|i| (i, s)),
+    let (peer, ike) = msg.entries.iter().find_map(|(k, v)| match v {
+        vici::Value::Section(s) => peers.iter().any(|p| &p.name == k).then(|| (k.clone(), s)),
         _ => None,
     })?;
+    let ike_id = ike.str("uniqueid").unwrap_or_default();
     let children: Vec<String> = ike
         .sub("child-sas")
         .map(|c| {
@@ -99,55 +108,207 @@ pub fn sa_event(name: &str, msg: &Section, peers: &[IpsecPeer]) -> Option<SaEven
                     .collect()
             })
             .unwrap_or_default();
-        return Some(SaEvent::ChildRekey(index, pairs));
+        return Some(SaEvent::ChildRekey(peer, ike_id, pairs));
     }
     match (name, up) {
-        ("child-updown", true) => Some(SaEvent::ChildUp(index, children)),
-        ("child-updown", false) => Some(SaEvent::ChildDown(index, children)),
-        ("ike-updown", false) => Some(SaEvent::IkeDown(index)),
+        ("child-updown", true) => Some(SaEvent::ChildUp(peer, ike_id, children)),
+        ("child-updown", false) => Some(SaEvent::ChildDown(peer, children)),
+        ("ike-updown", false) => Some(SaEvent::IkeDown(peer, ike_id)),
         _ => None,
     }
 }
 
-/// What the manager knows of each peer, and what it told the control core.
-struct Peers {
+/// How a new list of peers (live reload) differs from the running one, by peer name: peers
+/// added, removed, and changed in any way (addresses, RLOC ranges, authentication, key or
+/// credential files, identities, proposals). A changed peer is set up again from scratch;
+/// the others are not touched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerDiff {
+    /// In the new list's order.
+    pub added: Vec<String>,
+    /// In the old list's order.
+    pub removed: Vec<String>,
+    /// In the new list's order.
+    pub changed: Vec<String>,
+}
+
+impl PeerDiff {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+
+    /// Whether `name` is set up anew (added or changed).
+    pub fn anew(&self, name: &str) -> bool {
+        self.added.iter().chain(&self.changed).any(|n| n == name)
+    }
+}
+
+/// Compares two (validated: names unique) lists of peers.
+pub fn peer_diff(old: &[IpsecPeer], new: &[IpsecPeer]) -> PeerDiff {
+    let find = |list: &'_ [IpsecPeer], name: &str| list.iter().find(|p| p.name == name).cloned();
+    let mut d = PeerDiff::default();
+    for p in new {
+        match find(old, &p.name) {
+            None => d.added.push(p.name.clone()),
+            Some(o) if o != *p => d.changed.push(p.name.clone()),
+            Some(_) => {}
+        }
+    }
+    d.removed = old
+        .iter()
+        .filter(|p| find(new, &p.name).is_none())
+        .map(|p| p.name.clone())
+        .collect();
+    d
+}
+
+/// What the manager knows of one peer, and what it told the control core.
+#[derive(Debug, Default)]
+struct PeerSt {
     /// Loaded into the charon we are connected to (key or certificates, and connection).
-    loaded: Vec<bool>,
-    /// The last error loading each peer, logged once.
-    load_error: Vec<Option<String>>,
-    /// The child SAs up per peer (charon's unique ids): a peer is up while it has one (both
-    /// sides initiating can leave two for a moment, and the one charon then deletes must not
-    /// take the peer down).
-    children: Vec<HashSet<String>>,
+    loaded: bool,
+    /// Loaded into a charon at some point: unloaded from it when the peer goes (if that
+    /// charon is still there).
+    ever_loaded: bool,
+    /// The last error loading it, logged once.
+    load_error: Option<String>,
+    /// The child SAs up (charon's unique ids) and the IKE SA each is under: the peer is up
+    /// while it has one (both sides initiating can leave two for a moment, and the one charon
+    /// then deletes must not take the peer down).
+    children: HashMap<String, String>,
     /// What was last reported on the channel.
-    reported: Vec<bool>,
+    reported: bool,
+}
+
+/// The peers the manager runs, by name, and what is left to unload from charon.
+struct Peers {
+    list: Vec<IpsecPeer>,
+    st: HashMap<String, PeerSt>,
+    /// Peers removed or changed whose connection (and pre-shared key) charon may still have.
+    unload: Vec<IpsecPeer>,
+    /// Removed peers to report [`SaChange::Removed`] once charon has been told.
+    removed: Vec<String>,
 }
 
 impl Peers {
-    fn new(n: usize) -> Peers {
+    fn new(list: Vec<IpsecPeer>) -> Peers {
+        let st = list
+            .iter()
+            .map(|p| (p.name.clone(), PeerSt::default()))
+            .collect();
         Peers {
-            loaded: vec![false; n],
-            load_error: vec![None; n],
-            children: vec![HashSet::new(); n],
-            reported: vec![false; n],
+            list,
+            st,
+            unload: Vec::new(),
+            removed: Vec::new(),
         }
     }
 
     /// Reports the peers whose state changed: a peer is up while it has a child SA and its
     /// RLOC ranges are routed into the tunnel.
-    fn report(&mut self, peers: &[IpsecPeer], tunnels: &Tunnels, tx: &Sender<SaChange>) {
-        for (i, p) in peers.iter().enumerate() {
-            let up = !self.children[i].is_empty() && tunnels.ready(i);
-            if up != self.reported[i] {
-                self.reported[i] = up;
+    fn report(&mut self, tunnels: &Tunnels, tx: &Sender<SaChange>) {
+        for p in &self.list {
+            let Some(st) = self.st.get_mut(&p.name) else {
+                continue;
+            };
+            let up = !st.children.is_empty() && tunnels.ready(&p.name);
+            if up != st.reported {
+                st.reported = up;
                 let change = if up {
-                    SaChange::Up(i)
+                    SaChange::Up(p.name.clone())
                 } else {
-                    SaChange::Down(i)
+                    SaChange::Down(p.name.clone())
                 };
-                tracing::info!(?change, peer = %p.name, "IPsec SA");
+                tracing::info!(?change, "IPsec SA");
                 let _ = tx.send(change);
             }
+        }
+    }
+
+    fn on_event(&mut self, ev: SaEvent) {
+        let (SaEvent::ChildUp(n, ..)
+        | SaEvent::ChildDown(n, _)
+        | SaEvent::IkeDown(n, _)
+        | SaEvent::ChildRekey(n, ..)) = &ev;
+        let Some(st) = self.st.get_mut(n) else {
+            return;
+        };
+        match ev {
+            SaEvent::ChildUp(_, ike, ids) => {
+                st.children
+                    .extend(ids.into_iter().map(|id| (id, ike.clone())));
+            }
+            SaEvent::ChildDown(_, ids) => {
+                for id in ids {
+                    st.children.remove(&id);
+                }
+            }
+            SaEvent::IkeDown(_, ike) => st.children.retain(|_, i| *i != ike),
+            SaEvent::ChildRekey(_, ike, pairs) => {
+                for (old, new) in pairs {
+                    st.children.remove(&old);
+                    st.children.insert(new, ike.clone());
+                }
+            }
+        }
+    }
+
+    /// Takes a new list of peers (live reload): removed and changed peers go — reported down
+    /// if they were up, their kernel side removed, their connection queued for unloading
+    /// ([`Peers::unload_gone`] reports removed ones removed); added and changed ones are
+    /// loaded by the next [`load_missing`]. Unchanged peers keep their SAs, routes and state.
+    fn update(&mut self, new: Vec<IpsecPeer>, tunnels: &mut Tunnels, tx: &Sender<SaChange>) {
+        let d = peer_diff(&self.list, &new);
+        if d.is_empty() {
+            return;
+        }
+        tracing::info!(added = ?d.added, removed = ?d.removed, changed = ?d.changed, "IPsec peers reloaded");
+        for name in d.removed.iter().chain(&d.changed) {
+            let st = self.st.remove(name).unwrap_or_default();
+            if st.reported {
+                let change = SaChange::Down(name.clone());
+                tracing::info!(?change, "IPsec SA");
+                let _ = tx.send(change);
+            }
+            if st.ever_loaded {
+                if let Some(old) = self.list.iter().find(|p| &p.name == name) {
+                    self.unload.push(old.clone());
+                }
+            }
+            tunnels.remove(name);
+        }
+        for name in d.added.iter().chain(&d.changed) {
+            self.st.insert(name.clone(), PeerSt::default());
+        }
+        self.removed.extend(d.removed);
+        self.list = new;
+    }
+
+    /// Unloads from charon what removed and changed peers had there: their IKE SA (and its
+    /// child SAs) is terminated, their connection and pre-shared key unloaded. Certificates
+    /// and private keys stay loaded (another peer may use the same ones; without a
+    /// connection they authenticate nothing, and each connection pins its peer's CA).
+    /// Then removed peers are reported [`SaChange::Removed`].
+    fn unload_gone(&mut self, c: &mut Client, tx: &Sender<SaChange>) {
+        for p in std::mem::take(&mut self.unload) {
+            let req = Section::new().kv("ike", &p.name).kv("timeout", "-1");
+            if let Err(e) = c.call("terminate", req) {
+                tracing::debug!(peer = %p.name, %e, "IPsec terminate");
+            }
+            match c.call("unload-conn", Section::new().kv("name", &p.name)) {
+                Ok(_) => tracing::info!(peer = %p.name, "IPsec connection unloaded"),
+                Err(e) => tracing::debug!(peer = %p.name, %e, "IPsec unload-conn"),
+            }
+            if p.auth == IpsecAuth::Psk {
+                let id = Section::new().kv("id", shared_id(&p));
+                if let Err(e) = c.call("unload-shared", id) {
+                    tracing::debug!(peer = %p.name, %e, "IPsec unload-shared");
+                }
+            }
+        }
+        for name in self.removed.drain(..) {
+            tracing::info!(peer = %name, "IPsec peer removed");
+            let _ = tx.send(SaChange::Removed(name));
         }
     }
 }
@@ -156,29 +317,33 @@ impl Peers {
 /// down (not initiated) until a later try succeeds.
 fn load_missing(
     c: &mut Client,
-    ipsec: &Ipsec,
-    st: &mut Peers,
+    peers: &mut Peers,
+    tunnels: &mut Tunnels,
     local_ts: Option<IpNet>,
     mode: IpsecMode,
 ) {
-    for (i, p) in ipsec.peers.iter().enumerate() {
-        if st.loaded[i] {
+    for p in &peers.list {
+        let Some(st) = peers.st.get_mut(&p.name) else {
+            continue;
+        };
+        if st.loaded {
             continue;
         }
         let ts = local_ts
             .or_else(|| p.local_address.map(IpNet::from))
             .unwrap_or_else(|| IpNet::from(IpAddr::from([0, 0, 0, 0])));
-        match load_peer(c, p, i, ts, mode) {
+        match load_peer(c, p, tunnels.slot(&p.name), ts, mode) {
             Ok(()) => {
                 tracing::info!(peer = %p.name, auth = %p.auth, "IPsec connection loaded");
-                st.loaded[i] = true;
-                st.load_error[i] = None;
+                st.loaded = true;
+                st.ever_loaded = true;
+                st.load_error = None;
             }
             Err(e) => {
                 let msg = e.to_string();
-                if st.load_error[i].as_deref() != Some(&msg) {
+                if st.load_error.as_deref() != Some(&msg) {
                     tracing::error!(peer = %p.name, error = %msg, "IPsec peer not loaded: it stays down; retrying every 5 s");
-                    st.load_error[i] = Some(msg);
+                    st.load_error = Some(msg);
                 }
             }
         }
@@ -186,11 +351,11 @@ fn load_missing(
 }
 
 /// Loads one peer: its pre-shared key, or its certificate, private key and CA certificate;
-/// then its connection.
+/// then its connection (`slot`: its XFRM interface's number).
 fn load_peer(
     c: &mut Client,
     p: &IpsecPeer,
-    index: usize,
+    slot: usize,
     local_ts: IpNet,
     mode: IpsecMode,
 ) -> Result<(), Error> {
@@ -216,7 +381,7 @@ fn load_peer(
     };
     c.call(
         "load-conn",
-        load_conn(p, index, local_ts, mode, creds.as_ref()),
+        load_conn(p, slot, local_ts, mode, creds.as_ref()),
     )
     .map_err(vici)?;
     Ok(())
@@ -225,7 +390,10 @@ fn load_peer(
 /// Runs until `stop`: connects to charon's VICI socket (again after losing it), loads every
 /// peer's credentials and connection, sets the tunnels' kernel side up (`tunnels`), and
 /// reports on `tx` when a peer comes up or goes down. Losing charon reports every peer down.
-/// When it returns, `tunnels` is dropped: the routes and interfaces pxtr made are removed.
+/// A new list of peers on `updates` (live reload) is applied as it comes: removed and changed
+/// peers are unloaded and their kernel side removed, added and changed ones loaded; the
+/// others keep their SAs. When it returns, `tunnels` is dropped: the routes and interfaces
+/// pxtr made are removed.
 ///
 /// `local_ts` is what our side of each child SA covers: the subnet of the RLOC port our RLOC is
 /// on. strongSwan 5.9's userspace ESP (kernel-libipsec) installs the route into its TUN only
@@ -237,14 +405,17 @@ pub fn manage(
     local_ts: Option<IpNet>,
     stop: StopFlag,
     tx: Sender<SaChange>,
+    updates: Receiver<Vec<IpsecPeer>>,
 ) {
     let path = PathBuf::from(&ipsec.vici_socket);
     let mode = tunnels.mode();
-    let peers = &ipsec.peers;
-    let mut st = Peers::new(peers.len());
+    let mut peers = Peers::new(ipsec.peers);
     let mut warned = false;
     while !stop.is_stopped() {
-        tunnels.poll(peers);
+        if let Some(new) = updates.try_iter().last() {
+            peers.update(new, &mut tunnels, &tx);
+        }
+        tunnels.poll(&peers.list);
         let mut c = match Client::connect(&path, Duration::from_secs(1)) {
             Ok(c) => c,
             Err(e) => {
@@ -259,7 +430,7 @@ pub fn manage(
         warned = false;
         tracing::info!(socket = %path.display(), %mode, "connected to strongSwan");
         tunnels.charon_restarted();
-        tunnels.poll(peers);
+        tunnels.poll(&peers.list);
         if tunnels.tun_missing() {
             tracing::warn!(
                 dev = kernel::LIBIPSEC_TUN,
@@ -267,8 +438,9 @@ pub fn manage(
                  (before kernel-netlink); the peers stay down until the TUN is there"
             );
         }
-        st.loaded.iter_mut().for_each(|l| *l = false);
-        load_missing(&mut c, &ipsec, &mut st, local_ts, mode);
+        peers.st.values_mut().for_each(|s| s.loaded = false);
+        peers.unload_gone(&mut c, &tx);
+        load_missing(&mut c, &mut peers, &mut tunnels, local_ts, mode);
         for ev in ["child-updown", "ike-updown", "child-rekey"] {
             if let Err(e) = c.register(ev) {
                 tracing::error!(%e, event = ev, "cannot follow strongSwan's SA events");
@@ -281,11 +453,20 @@ pub fn manage(
             if stop.is_stopped() {
                 return;
             }
+            if let Some(new) = updates.try_iter().last() {
+                peers.update(new, &mut tunnels, &tx);
+                peers.unload_gone(&mut c, &tx);
+                // Added and changed peers are loaded (and so initiated) at once.
+                load_missing(&mut c, &mut peers, &mut tunnels, local_ts, mode);
+            }
             if Instant::now() >= next_try {
                 next_try = Instant::now() + RETRY;
-                load_missing(&mut c, &ipsec, &mut st, local_ts, mode);
-                for (i, p) in peers.iter().enumerate() {
-                    if st.loaded[i] && st.children[i].is_empty() {
+                load_missing(&mut c, &mut peers, &mut tunnels, local_ts, mode);
+                for p in &peers.list {
+                    let Some(st) = peers.st.get(&p.name) else {
+                        continue;
+                    };
+                    if st.loaded && st.children.is_empty() {
                         let req = Section::new()
                             .kv("child", &p.name)
                             .kv("ike", &p.name)
@@ -296,37 +477,23 @@ pub fn manage(
                     }
                 }
             }
-            tunnels.poll(peers);
+            tunnels.poll(&peers.list);
             match c.next_event() {
                 Ok(Some((name, msg))) => {
-                    if let Some(ev) = sa_event(&name, &msg, peers) {
+                    if let Some(ev) = sa_event(&name, &msg, &peers.list) {
                         tracing::debug!(?ev, "IPsec SA event");
-                        match ev {
-                            SaEvent::ChildUp(i, ids) => st.children[i].extend(ids),
-                            SaEvent::ChildDown(i, ids) => {
-                                for id in ids {
-                                    st.children[i].remove(&id);
-                                }
-                            }
-                            SaEvent::IkeDown(i) => st.children[i].clear(),
-                            SaEvent::ChildRekey(i, pairs) => {
-                                for (old, new) in pairs {
-                                    st.children[i].remove(&old);
-                                    st.children[i].insert(new);
-                                }
-                            }
-                        }
+                        peers.on_event(ev);
                     }
                 }
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(%e, "lost strongSwan's VICI connection: IPsec peers down");
-                    st.children.iter_mut().for_each(HashSet::clear);
-                    st.report(peers, &tunnels, &tx);
+                    peers.st.values_mut().for_each(|s| s.children.clear());
+                    peers.report(&tunnels, &tx);
                     break;
                 }
             }
-            st.report(peers, &tunnels, &tx);
+            peers.report(&tunnels, &tx);
         }
     }
 }
@@ -373,14 +540,15 @@ pub fn load_key(key: &creds::PrivateKey) -> Section {
         .kv("data", &key.data)
 }
 
-/// The `if_id` of the XFRM interface of the `index`-th peer (its SAs and policies carry it,
-/// so the kernel routes the peer's RLOC ranges into that interface).
-pub fn xfrm_if_id(index: usize) -> u32 {
-    0x7078_0000 + index as u32
+/// The `if_id` of the XFRM interface in slot `slot` (each peer has one while it is configured,
+/// see [`Tunnels::slot`]; its SAs and policies carry it, so the kernel routes the peer's RLOC
+/// ranges into that interface).
+pub fn xfrm_if_id(slot: usize) -> u32 {
+    0x7078_0000 + slot as u32
 }
 
-/// The `load-conn` message for `peer` (the `index`-th, configuration validated): IKEv2 between
-/// its addresses, one child SA in tunnel mode from `local_ts` (our RLOC, or the subnet of the
+/// The `load-conn` message for `peer` (configuration validated; `slot`: its XFRM interface's
+/// number): IKEv2 between its addresses, one child SA in tunnel mode from `local_ts` (our RLOC, or the subnet of the
 /// RLOC port it is on) to the peer's RLOC ranges, brought up at once and kept up (dead-peer
 /// detection restarts it).
 ///
@@ -390,7 +558,7 @@ pub fn xfrm_if_id(index: usize) -> u32 {
 /// chain up to the peer's CA (`cacerts`), not to any CA charon knows.
 pub fn load_conn(
     peer: &IpsecPeer,
-    index: usize,
+    slot: usize,
     local_ts: IpNet,
     mode: IpsecMode,
     creds: Option<&PeerCredentials>,
@@ -443,7 +611,7 @@ pub fn load_conn(
         .kv("dpd_action", "restart")
         .kv("close_action", "start");
     if mode == IpsecMode::Xfrm {
-        let id = xfrm_if_id(index).to_string();
+        let id = xfrm_if_id(slot).to_string();
         child = child.kv("if_id_in", &id).kv("if_id_out", &id);
     }
     Section::new().section(
@@ -461,6 +629,11 @@ pub fn load_conn(
     )
 }
 
+/// The id pxtr gives `peer`'s pre-shared key in charon (to unload it by).
+pub fn shared_id(peer: &IpsecPeer) -> String {
+    format!("pxtr-{}", peer.name)
+}
+
 /// The `load-shared` message with `peer`'s pre-shared key, for both IKE identities.
 pub fn load_shared(peer: &IpsecPeer) -> Section {
     let ids = [peer.local_address, peer.remote_address]
@@ -468,7 +641,7 @@ pub fn load_shared(peer: &IpsecPeer) -> Section {
         .flatten()
         .map(|a| a.to_string());
     Section::new()
-        .kv("id", format!("pxtr-{}", peer.name))
+        .kv("id", shared_id(peer))
         .kv("type", "IKE")
         .kv("data", &peer.psk)
         .list("owners", ids)
@@ -513,20 +686,20 @@ mod tests {
         let seven = vec!["7".to_string()];
         assert_eq!(
             sa_event("child-updown", &ev(true, "cloud"), &peers),
-            Some(SaEvent::ChildUp(1, seven.clone()))
+            Some(SaEvent::ChildUp("cloud".into(), "1".into(), seven.clone()))
         );
         assert_eq!(
             sa_event("child-updown", &ev(false, "cloud"), &peers),
-            Some(SaEvent::ChildDown(1, seven))
+            Some(SaEvent::ChildDown("cloud".into(), seven))
         );
         assert_eq!(
             sa_event("ike-updown", &ev(false, "other"), &peers),
-            Some(SaEvent::IkeDown(0))
+            Some(SaEvent::IkeDown("other".into(), "1".into()))
         );
         // A rekey names the old and the new child SA.
         let rekey = Section::new().section(
             "cloud",
-            Section::new().section(
+            Section::new().kv("uniqueid", "3").section(
                 "child-sas",
                 Section::new().section(
                     "cloud-8",
@@ -538,7 +711,11 @@ mod tests {
         );
         assert_eq!(
             sa_event("child-rekey", &rekey, &peers),
-            Some(SaEvent::ChildRekey(1, vec![("7".into(), "8".into())]))
+            Some(SaEvent::ChildRekey(
+                "cloud".into(),
+                "3".into(),
+                vec![("7".into(), "8".into())]
+            ))
         );
         // IKE up alone is not a tunnel yet; a connection we did not load is not ours.
         assert_eq!(sa_event("ike-updown", &ev(true, "cloud"), &peers), None);
@@ -546,6 +723,99 @@ mod tests {
             sa_event("child-updown", &ev(true, "stranger"), &peers),
             None
         );
+    }
+
+    #[test]
+    fn peers_are_told_apart_by_name_and_any_change_sets_one_up_anew() {
+        let named = |n: &str| IpsecPeer {
+            name: n.into(),
+            ..peer()
+        };
+        let old = vec![named("a"), named("b"), named("c"), named("d")];
+        assert!(peer_diff(&old, &old).is_empty());
+        // Reordered only: nothing to do.
+        let mut reordered = old.clone();
+        reordered.reverse();
+        assert!(peer_diff(&old, &reordered).is_empty());
+        let mut new = vec![named("e"), named("a"), named("b"), named("c")];
+        new[2].remote_rlocs.push("198.18.0.0/24".parse().unwrap());
+        new[3].psk = "another-key-0123".into();
+        let d = peer_diff(&old, &new);
+        assert_eq!(
+            d,
+            PeerDiff {
+                added: vec!["e".into()],
+                removed: vec!["d".into()],
+                changed: vec!["b".into(), "c".into()],
+            }
+        );
+        assert!(d.anew("e") && d.anew("b") && !d.anew("a") && !d.anew("d"));
+        // Every field counts: proposals, auth, addresses, identities, files.
+        for edit in [
+            (|p: &mut IpsecPeer| p.esp_proposals = vec!["aes128-sha256".into()])
+                as fn(&mut IpsecPeer),
+            |p| p.ike_proposals = vec!["aes128-sha256-modp2048".into()],
+            |p| p.local_address = Some("198.51.100.2".parse().unwrap()),
+            |p| p.remote_address = Some("203.0.113.2".parse().unwrap()),
+            |p| p.auth = IpsecAuth::Pubkey,
+            |p| p.certificate = "other.pem".into(),
+            |p| p.remote_id = "CN=other".into(),
+        ] {
+            let mut n = old.clone();
+            edit(&mut n[0]);
+            assert_eq!(peer_diff(&old, &n).changed, vec!["a".to_string()]);
+        }
+    }
+
+    #[test]
+    fn a_reloaded_list_reports_gone_peers_and_keeps_the_others_state() {
+        let named = |n: &str| IpsecPeer {
+            name: n.into(),
+            ..peer()
+        };
+        let mut peers = Peers::new(vec![named("a"), named("b"), named("c")]);
+        let mut tunnels = Tunnels::with_mode(IpsecMode::Libipsec, kernel::Ip::host());
+        for (n, st) in &mut peers.st {
+            st.children.insert(format!("{n}-1"), "1".into());
+            st.reported = true;
+            st.ever_loaded = true;
+            st.loaded = true;
+        }
+        let (tx, rx) = crossbeam::channel::unbounded();
+        let mut b = named("b");
+        b.psk = "a-new-key-for-b-0".into();
+        peers.update(vec![named("a"), b, named("d")], &mut tunnels, &tx);
+        let got: Vec<SaChange> = rx.try_iter().collect();
+        assert_eq!(
+            got,
+            vec![SaChange::Down("c".into()), SaChange::Down("b".into())]
+        );
+        // "c" is reported removed once charon has been told.
+        assert_eq!(peers.removed, vec!["c".to_string()]);
+        // "a" untouched; "b" (changed) and "d" (added) start over; "c" and the old "b" are
+        // to be unloaded from charon.
+        assert!(peers.st["a"].loaded && peers.st["a"].reported);
+        assert!(!peers.st["b"].loaded && peers.st["b"].children.is_empty());
+        assert!(!peers.st["d"].loaded);
+        assert!(!peers.st.contains_key("c"));
+        let unload: Vec<(&str, &str)> = peers
+            .unload
+            .iter()
+            .map(|p| (p.name.as_str(), p.psk.as_str()))
+            .collect();
+        assert_eq!(
+            unload,
+            vec![("c", "0123456789abcdef"), ("b", "0123456789abcdef")]
+        );
+        // Events of a peer that went are ignored.
+        peers.on_event(SaEvent::ChildUp("c".into(), "2".into(), vec!["c-2".into()]));
+        assert!(!peers.st.contains_key("c"));
+        // The old IKE SA of "b" going down after "b" came up anew leaves the new one alone.
+        peers.on_event(SaEvent::ChildUp("b".into(), "5".into(), vec!["b-6".into()]));
+        peers.on_event(SaEvent::IkeDown("b".into(), "1".into()));
+        assert_eq!(peers.st["b"].children.len(), 1);
+        peers.on_event(SaEvent::IkeDown("b".into(), "5".into()));
+        assert!(peers.st["b"].children.is_empty());
     }
 
     #[test]
