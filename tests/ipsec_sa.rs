@@ -266,10 +266,29 @@ fn the_manager_reports_the_sa_to_the_cloud_xtr_up() {
             .any(|l| l.starts_with("203.0.113.0/24 dev ipsec0")),
         "{routes}"
     );
+    let before = child_ids(&pair, "cloud-xtr");
+    assert_eq!(before.len(), 1, "{before:?}");
     m.stop();
     // ... and removed it when it stopped.
     let routes = pair.routes_a();
     assert!(!routes.contains("203.0.113.0/24"), "{routes}");
+
+    // pxtr restarted while the SA stayed up in charon: the new manager finds it (list-sas)
+    // and reports the peer up at once (well before its 5 s re-initiation), with no second
+    // child SA.
+    let m = Manager::start(
+        &pair,
+        vec![peer(
+            "cloud-xtr",
+            "10.99.0.1",
+            "10.99.0.2",
+            "203.0.113.0/24",
+        )],
+    );
+    let got = m.rx.recv_timeout(Duration::from_secs(3));
+    assert_eq!(got, Ok(SaChange::Up("cloud-xtr".into())), "{}", pair.logs());
+    assert_eq!(child_ids(&pair, "cloud-xtr"), before, "{}", pair.logs());
+    m.stop();
 }
 
 /// The sections of the `event` events charon streams in answer to `command` (`list-sas`:

@@ -110,6 +110,32 @@ pub fn sa_event(name: &str, msg: &Section, peers: &[IpsecPeer]) -> Option<SaEven
             .unwrap_or_default();
         return Some(SaEvent::ChildRekey(peer, ike_id, pairs));
     }
+    if name == "list-sa" {
+        // What charon has now (`list-sas`, asked on every connection): the installed child
+        // SAs are up, whether or not we saw them come up.
+        let installed: Vec<String> = ike
+            .sub("child-sas")
+            .map(|c| {
+                c.entries
+                    .iter()
+                    .filter_map(|(k, v)| match v {
+                        // Installed, or being rekeyed (child-rekey will swap it for the new
+                        // one); not one already replaced (REKEYED: about to go, silently).
+                        vici::Value::Section(s)
+                            if matches!(
+                                s.str("state").as_deref(),
+                                Some("INSTALLED" | "REKEYING")
+                            ) =>
+                        {
+                            Some(s.str("uniqueid").unwrap_or_else(|| k.clone()))
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        return (!installed.is_empty()).then_some(SaEvent::ChildUp(peer, ike_id, installed));
+    }
     match (name, up) {
         ("child-updown", true) => Some(SaEvent::ChildUp(peer, ike_id, children)),
         ("child-updown", false) => Some(SaEvent::ChildDown(peer, children)),
@@ -439,13 +465,23 @@ pub fn manage(
             );
         }
         peers.st.values_mut().for_each(|s| s.loaded = false);
-        peers.unload_gone(&mut c, &tx);
-        load_missing(&mut c, &mut peers, &mut tunnels, local_ts, mode);
         for ev in ["child-updown", "ike-updown", "child-rekey"] {
             if let Err(e) = c.register(ev) {
                 tracing::error!(%e, event = ev, "cannot follow strongSwan's SA events");
             }
         }
+        // The SAs charon already has (pxtr restarted, or the VICI connection came back): what
+        // the events from now on change. Without this a peer whose SA stayed up would look
+        // down until initiated again (which makes a duplicate child SA).
+        let listed = c
+            .register("list-sa")
+            .and_then(|()| c.call("list-sas", Section::new()))
+            .and_then(|_| c.unregister("list-sa"));
+        if let Err(e) = listed {
+            tracing::warn!(%e, "cannot list strongSwan's SAs: peers count as down until their SAs come up");
+        }
+        peers.unload_gone(&mut c, &tx);
+        load_missing(&mut c, &mut peers, &mut tunnels, local_ts, mode);
         // Peers without a child SA are initiated again every few seconds (a first try can
         // fail, e.g. before the host's tunnel routes exist).
         let mut next_try = Instant::now() + RETRY;
@@ -695,6 +731,35 @@ mod tests {
         assert_eq!(
             sa_event("ike-updown", &ev(false, "other"), &peers),
             Some(SaEvent::IkeDown("other".into(), "1".into()))
+        );
+        // What list-sas streams: installed child SAs (and one being rekeyed) count as up, one
+        // already replaced does not.
+        let listed = Section::new().section(
+            "cloud",
+            Section::new().kv("uniqueid", "3").section(
+                "child-sas",
+                Section::new()
+                    .section(
+                        "cloud-9",
+                        Section::new().kv("uniqueid", "9").kv("state", "INSTALLED"),
+                    )
+                    .section(
+                        "cloud-10",
+                        Section::new().kv("uniqueid", "10").kv("state", "REKEYING"),
+                    )
+                    .section(
+                        "cloud-8",
+                        Section::new().kv("uniqueid", "8").kv("state", "REKEYED"),
+                    ),
+            ),
+        );
+        assert_eq!(
+            sa_event("list-sa", &listed, &peers),
+            Some(SaEvent::ChildUp(
+                "cloud".into(),
+                "3".into(),
+                vec!["9".to_string(), "10".to_string()]
+            ))
         );
         // A rekey names the old and the new child SA.
         let rekey = Section::new().section(

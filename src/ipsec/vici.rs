@@ -426,6 +426,18 @@ impl Client {
         }
     }
 
+    /// Stops the events named `event`.
+    pub fn unregister(&mut self, event: &str) -> Result<(), Error> {
+        self.send(&Packet::EventUnregister(event.into()))?;
+        match self.reply()? {
+            Packet::EventConfirm => Ok(()),
+            Packet::EventUnknown => Err(Error::UnknownEvent(event.into())),
+            _ => Err(Error::Malformed(
+                "unexpected answer to an event unregistration",
+            )),
+        }
+    }
+
     /// The next event, waiting up to the socket's timeout; `None` when none came.
     pub fn next_event(&mut self) -> Result<Option<(String, Section)>, Error> {
         if let Some(e) = self.events.pop_front() {
