@@ -9,9 +9,10 @@
 mod common;
 
 use std::net::IpAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::appliance::Appliance;
 use common::rawsock::RawSocket;
 use pxtr::control::{eid_address, ip_address, udp};
 use pxtr::wire::auth::{self, Algorithm};
@@ -39,18 +40,12 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-/// `pxtr run` as a child; SIGTERM and a check of its exit on drop of [`Appliance::stop`].
-struct Appliance {
-    child: Option<Child>,
-    dir: std::path::PathBuf,
-}
-
-impl Appliance {
-    fn start(eif: &str, rif: &str) -> Appliance {
-        let dir = std::env::temp_dir().join(format!("pxtr-control-dpdk-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = format!(
-            r#"
+/// PxTR-1 as `pxtr run` on two net_tap ports (EID side `eif`, RLOC side `rif`), with the
+/// embedded Map-Server/Map-Resolver.
+fn start(eif: &str, rif: &str) -> Appliance {
+    let dir = std::env::temp_dir().join(format!("pxtr-control-dpdk-{}", std::process::id()));
+    let config = format!(
+        r#"
 [appliance]
 role = "pxtr"
 [eal]
@@ -94,84 +89,8 @@ sites = [{{ name = "hybrid", key_id = 2, key = "{KEY}", eid_prefixes = [{{ prefi
 [control]
 stats_interval_s = 0
 "#
-        );
-        let cfg = dir.join("pxtr.toml");
-        std::fs::write(&cfg, config).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_pxtr"))
-            .env("RUST_LOG", "info")
-            .env("PXTR_CONTROL__SOCKET", dir.join("ctl.sock"))
-            .env("PXTR_CONTROL__METRICS_LISTEN", "127.0.0.1:0")
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
-            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start pxtr");
-        Appliance {
-            child: Some(child),
-            dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
-        format!("stdout:\n{}\nstderr:\n{}", read("stdout"), read("stderr"))
-    }
-
-    /// SIGTERM, then its exit: clean, with every mbuf back. Returns its stdout.
-    fn stop(mut self) -> String {
-        let mut child = self.child.take().unwrap();
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let status = child.wait().unwrap();
-        let log = self.log();
-        assert!(status.success(), "pxtr exit {status:?}\n{log}");
-        assert!(log.contains("mbufs back in the pool: 8191/8191"), "{log}");
-        log
-    }
-}
-
-impl Drop for Appliance {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Waits for the tap `ifname` (made by pxtr's net_tap port) and opens a raw socket on it,
-/// with IPv6 off so the kernel sends nothing of its own into it.
-fn tap(ifname: &str, app: &Appliance) -> RawSocket {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::path::Path::new(&format!("/sys/class/net/{ifname}")).exists() {
-        assert!(Instant::now() < deadline, "no tap {ifname}\n{}", app.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = std::fs::write(
-        format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
-        "1",
     );
-    // DPDK brings the tap up when the port starts; until then (or if it did not), up it is.
-    let flags = format!("/sys/class/net/{ifname}/flags");
-    loop {
-        let f = std::fs::read_to_string(&flags).unwrap_or_default();
-        let up = u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).unwrap_or(0) & 1 == 1;
-        if up {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "tap {ifname} never up\n{}",
-            app.log()
-        );
-        let _ = Command::new("ip")
-            .args(["link", "set", "dev", ifname, "up"])
-            .status();
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    RawSocket::bind(ifname).expect("raw socket on the tap")
+    Appliance::start(&dir, &config)
 }
 
 fn arp(
@@ -319,9 +238,9 @@ fn summary(frames: &[Vec<u8>]) -> Vec<String> {
 fn seed_first_walk_through_pxtr_run_on_tap_ports() {
     let pid = std::process::id();
     let (eif, rif) = (format!("pxe{pid}"), format!("pxr{pid}"));
-    let app = Appliance::start(&eif, &rif);
-    let eid = tap(&eif, &app);
-    let rloc = tap(&rif, &app);
+    let app = start(&eif, &rif);
+    let eid = app.tap(&eif);
+    let rloc = app.tap(&rif);
     let mut seen = Vec::new(); // every frame from the RLOC port, for tshark
     let secs = |n| Instant::now() + Duration::from_secs(n);
 
@@ -461,21 +380,7 @@ fn seed_first_walk_through_pxtr_run_on_tap_ports() {
     );
 
     // pxtr ctl: what the appliance learnt, as tables and as JSON; clearing an entry.
-    let socket = app.dir.join("ctl.sock");
-    let ctl = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_pxtr"))
-            .arg("ctl")
-            .arg("--socket")
-            .arg(&socket)
-            .args(args)
-            .output()
-            .expect("pxtr ctl");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let ctl = |args: &[&str]| app.ctl(args);
     let cached = || -> Vec<(String, String)> {
         let (code, out, err) = ctl(&["--json", "show", "map-cache"]);
         assert_eq!(code, Some(0), "{err}");
@@ -608,7 +513,7 @@ fn seed_first_walk_through_pxtr_run_on_tap_ports() {
     assert_eq!(code, Some(2));
     assert!(err.contains("unknown command"), "{err}");
 
-    let log = app.stop();
+    let log = app.stop(8191);
 
     // tshark decodes what left the RLOC port: the Map-Notify, the forwarded Map-Requests
     // (ECM) and LISP data carrying VM-A's packets.

@@ -8,15 +8,13 @@
 mod common;
 
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::appliance::Appliance;
 use common::packet::{eth, ipv4_udp};
-use common::rawsock::RawSocket;
-use serde_json::Value;
 
 const EID_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x01];
 const HOST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x0a, 0x0a];
@@ -82,42 +80,15 @@ key = "site-a-key-1234"
 eid_prefixes = [{ prefix = "10.1.0.0/16", accept_more_specifics = true }]
 "#;
 
-struct Appliance {
-    child: Option<Child>,
-    dir: PathBuf,
-    cfg: PathBuf,
+/// What the test asks the appliance, through `pxtr ctl --json`.
+trait Ask {
+    fn prefixes(&self) -> Vec<String>;
+    fn sites(&self) -> Vec<(String, Vec<String>)>;
+    fn count(&self, reason: &str) -> u64;
+    fn control_stat(&self, key: &str) -> u64;
 }
 
-impl Appliance {
-    fn log(&self) -> String {
-        let read = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
-        format!("stdout:\n{}\nstderr:\n{}", read("stdout"), read("stderr"))
-    }
-
-    /// `pxtr ctl ARGS`: exit code, stdout, stderr.
-    fn ctl(&self, args: &[&str]) -> (Option<i32>, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_pxtr"))
-            .arg("ctl")
-            .arg("--socket")
-            .arg(self.dir.join("ctl.sock"))
-            .args(args)
-            .output()
-            .expect("pxtr ctl");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut a = vec!["--json"];
-        a.extend_from_slice(args);
-        let (code, out, err) = self.ctl(&a);
-        assert_eq!(code, Some(0), "{args:?}: {err}\n{}", self.log());
-        serde_json::from_str(&out).expect("JSON")
-    }
-
+impl Ask for Appliance {
     fn prefixes(&self) -> Vec<String> {
         self.json(&["show", "map-cache"])["map_cache"]
             .as_array()
@@ -165,72 +136,16 @@ impl Appliance {
     }
 }
 
-impl Drop for Appliance {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Polls `f` until it holds, failing with `what` and the log at the deadline.
-fn until(app: &Appliance, what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "{what}\n{}", app.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn tap(ifname: &str, app: &Appliance) -> RawSocket {
-    until(app, "no tap", 30, || {
-        Path::new(&format!("/sys/class/net/{ifname}")).exists()
-    });
-    let _ = std::fs::write(
-        format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
-        "1",
-    );
-    let flags = format!("/sys/class/net/{ifname}/flags");
-    until(app, "tap never up", 30, || {
-        let f = std::fs::read_to_string(&flags).unwrap_or_default();
-        let up = u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).unwrap_or(0) & 1 == 1;
-        if !up {
-            let _ = Command::new("ip")
-                .args(["link", "set", "dev", ifname, "up"])
-                .status();
-        }
-        up
-    });
-    RawSocket::bind(ifname).expect("raw socket on the tap")
-}
-
 #[test]
 fn reload_applies_live_changes_refuses_the_rest_and_loses_no_packet() {
     let id = std::process::id();
     let eif = format!("pxrl{}", id % 100_000);
     let dir = std::env::temp_dir().join(format!("pxtr-reload-{id}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let cfg = dir.join("pxtr.toml");
-    std::fs::write(&cfg, config(&eif, "", SITE_A, 1500)).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_pxtr"))
-        .env("RUST_LOG", "info")
-        .env("PXTR_CONTROL__SOCKET", dir.join("ctl.sock"))
-        .env("PXTR_CONTROL__METRICS_LISTEN", "127.0.0.1:0")
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
-        .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start pxtr");
-    let app = Appliance {
-        child: Some(child),
-        dir: dir.clone(),
-        cfg: cfg.clone(),
-    };
-    let sock = tap(&eif, &app);
-    until(&app, "ctl socket", 30, || app.dir.join("ctl.sock").exists());
+    let app = Appliance::start(&dir, &config(&eif, "", SITE_A, 1500));
+    let cfg = app.cfg.clone();
+    let sock = app.tap(&eif);
+    app.until("ctl socket", 30, || app.dir.join("ctl.sock").exists());
 
     // The unaffected flow: host 10.1.1.10 to 10.2.0.5 (static mapping), one frame a
     // millisecond or so, until told to stop; `sent` counts what the kernel took.
@@ -259,7 +174,7 @@ fn reload_applies_live_changes_refuses_the_rest_and_loses_no_packet() {
             }
         })
     };
-    until(&app, "the flow is not encapsulated", 30, || {
+    app.until("the flow is not encapsulated", 30, || {
         app.count("encap") > 50
     });
     assert_eq!(app.prefixes(), vec!["10.2.0.0/16"]);
@@ -302,10 +217,10 @@ fn reload_applies_live_changes_refuses_the_rest_and_loses_no_packet() {
         config(&eif, "petrs = [\"198.51.100.7\"]", SITE_A, 1500),
     )
     .unwrap();
-    let pid = app.child.as_ref().unwrap().id() as i32;
+    let pid = app.pid() as i32;
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid, libc::SIGHUP) };
-    until(&app, "SIGHUP did not reload", 10, || {
+    app.until("SIGHUP did not reload", 10, || {
         app.control_stat("reloads_ok") == 2
     });
     assert_eq!(app.prefixes(), vec!["10.2.0.0/16"]);
@@ -359,8 +274,7 @@ fn reload_applies_live_changes_refuses_the_rest_and_loses_no_packet() {
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
     let sent = sent.load(Ordering::Relaxed);
-    until(
-        &app,
+    app.until(
         &format!("not every frame was encapsulated ({sent} sent)"),
         10,
         || app.count("encap") >= sent,
@@ -377,15 +291,7 @@ fn reload_applies_live_changes_refuses_the_rest_and_loses_no_packet() {
     assert_eq!(eid["drops"], 0, "{eid}");
 
     // A clean stop, every mbuf back.
-    let mut app = app;
-    let mut child = app.child.take().unwrap();
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
-    let log = app.log();
-    assert!(status.success(), "{status:?}\n{log}");
-    assert!(log.contains("mbufs back in the pool: 8191/8191"), "{log}");
-    let _ = app.cfg;
+    app.stop(8191);
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -394,23 +300,9 @@ fn reload_applies_live_changes_refuses_the_rest_and_loses_no_packet() {
 fn the_embedded_lab_has_no_file_to_reload() {
     let dir = std::env::temp_dir().join(format!("pxtr-reload-lab-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_pxtr"))
-        .env("RUST_LOG", "info")
-        .env("PXTR_CONTROL__SOCKET", dir.join("ctl.sock"))
-        .env("PXTR_CONTROL__METRICS_LISTEN", "127.0.0.1:0")
-        .args(["run", "--duration", "30"])
-        .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
-        .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start pxtr");
-    let app = Appliance {
-        child: Some(child),
-        dir: dir.clone(),
-        cfg: PathBuf::new(),
-    };
+    let app = Appliance::spawn(&dir, &["run", "--duration", "30"], PathBuf::new());
     let mut answer = (None, String::new(), String::new());
-    until(&app, "pxtr ctl never answered", 30, || {
+    app.until("pxtr ctl never answered", 30, || {
         answer = app.ctl(&["reload"]);
         !answer.2.contains("cannot reach")
     });
