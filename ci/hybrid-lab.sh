@@ -387,6 +387,17 @@ else
   grep 'IPsec' "$DIR/pxtr-1.log" | tail -5 >&2
 fi
 
+# Operations: PxTR-1 answers `pxtr ctl` (its map-cache has VM-B at xTR-1's RLOC) and its
+# metrics endpoint (in its namespace) says the IPsec peer is up.
+mc=$("$PXTR" ctl --socket "$DIR/pxtr-1.sock" --json show map-cache 10.1.1.20 2>&1 || true)
+metrics=$(inns pxlab-px bash -c 'exec 3<>/dev/tcp/127.0.0.1/9742 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3' 2>&1 || true)
+if grep -q '"prefix": "10.1.1.20/32"' <<< "$mc" && grep -q '"address": "100.64.2.1"' <<< "$mc" \
+  && grep -q '^pxtr_ipsec_peer_up{peer="to-xtr-1"} 1' <<< "$metrics"; then
+  record "ops: pxtr ctl and metrics" pass "map-cache has VM-B at 100.64.2.1; pxtr_ipsec_peer_up 1"
+else
+  record "ops: pxtr ctl and metrics" FAIL "ctl: $(head -c 300 <<< "$mc"); metrics: $(grep -m1 pxtr_ipsec_peer_up <<< "$metrics" || echo none)"
+fi
+
 # The WAN capture: only ESP.
 tshark=$(cat "$DIR/tshark.pid"); rm -f "$DIR/tshark.pid"
 kill -INT "$tshark"; wait "$tshark" 2>/dev/null || true

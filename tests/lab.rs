@@ -10,13 +10,14 @@
 //! - Failures: PxTR-1's control core stalls for 5 s while the cached flow keeps forwarding;
 //!   the IPsec SA goes down (packets to the cloud counted as dropped) and comes back, and with
 //!   it the traffic.
+//! - Operations: PxTR-1 answers `pxtr ctl` and its metrics endpoint.
 //! - Only ESP, no cleartext LISP, crosses the WAN.
 //!
 //! The script prints a table with one row per walk; every row must say pass.
 
 use std::process::Command;
 
-const ROWS: [&str; 8] = [
+const ROWS: [&str; 9] = [
     "walk (a) VM-A -> VM-B",
     "walk (b) branch -> VM-B",
     "walk (c) branch -> VM-A at the enterprise",
@@ -24,6 +25,7 @@ const ROWS: [&str; 8] = [
     "walk (c) VM-A moved back",
     "failure: control core stalled",
     "failure: IPsec SA down and back",
+    "ops: pxtr ctl and metrics",
     "WAN carries only ESP",
 ];
 
