@@ -373,6 +373,7 @@ fn peers_added_changed_and_removed_live_leave_the_other_peers_sa_alone() {
     // order below) and keeps its child SA.
     m.reload(vec![first.clone(), second.clone()]);
     assert_eq!(m.rx.recv_timeout(wait), up("cloud-2"), "{}", pair.logs());
+    settles_up(&m.rx, "cloud-2", &|| pair.logs());
     assert!(
         pair.routes_a().contains("198.18.0.0/24 dev ipsec0"),
         "{}",
@@ -386,6 +387,7 @@ fn peers_added_changed_and_removed_live_leave_the_other_peers_sa_alone() {
     m.reload(vec![first.clone(), changed]);
     assert_eq!(m.rx.recv_timeout(wait), down("cloud-2"), "{}", pair.logs());
     assert_eq!(m.rx.recv_timeout(wait), up("cloud-2"), "{}", pair.logs());
+    settles_up(&m.rx, "cloud-2", &|| pair.logs());
     let routes = pair.routes_a();
     assert!(routes.contains("198.18.0.0/25 dev ipsec0"), "{routes}");
     assert!(!routes.contains("198.18.0.0/24"), "{routes}");
@@ -618,6 +620,34 @@ fn pubkey(p: IpsecPeer, dir: &Path, cert: &str, key: &str, ca: &str) -> IpsecPee
 }
 
 /// No report on `rx` for `wait`, other than `allowed`.
+/// The reports that come until none has for `quiet_for` (at most `wait` in all).
+fn settle(rx: &Receiver<SaChange>, quiet_for: Duration, wait: Duration) -> Vec<SaChange> {
+    let deadline = Instant::now() + wait;
+    let mut got = Vec::new();
+    while Instant::now() < deadline {
+        match rx.recv_timeout(quiet_for) {
+            Ok(c) => got.push(c),
+            Err(_) => break,
+        }
+    }
+    got
+}
+
+/// After a peer was (re)loaded: both sides initiate (start and close actions), so its SAs can
+/// churn a moment before they settle. Only `peer` may report, and it must end up.
+fn settles_up(rx: &Receiver<SaChange>, peer: &str, logs: &dyn Fn() -> String) {
+    let more = settle(rx, Duration::from_secs(2), Duration::from_secs(20));
+    assert!(
+        more.iter()
+            .all(|c| matches!(c, SaChange::Up(n) | SaChange::Down(n) if n == peer)),
+        "{more:?}\n{}",
+        logs()
+    );
+    if let Some(last) = more.last() {
+        assert_eq!(last, &SaChange::Up(peer.into()), "{more:?}\n{}", logs());
+    }
+}
+
 fn quiet(rx: &Receiver<SaChange>, wait: Duration, allowed: &[SaChange]) -> Option<SaChange> {
     let deadline = Instant::now() + wait;
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
