@@ -21,15 +21,15 @@ WALL = 0x40000000
 
 def thread(pid, name):
     tasks = f"/proc/{pid}/task"
-    for tid in sorted(os.listdir(tasks), key=int):
-        with open(f"{tasks}/{tid}/comm") as f:
-            if f.read().strip() == name:
-                return int(tid)
-    found = []
+    names = {}
     for tid in os.listdir(tasks):
         with open(f"{tasks}/{tid}/comm") as f:
-            found.append(f.read().strip())
-    sys.exit(f"stall-thread: no thread named {name!r} in process {pid} (has: {', '.join(sorted(found))})")
+            names[int(tid)] = f.read().strip()
+    # The lowest id of that name: for the process's own name, its main thread.
+    found = sorted(t for t, n in names.items() if n == name)
+    if not found:
+        sys.exit(f"stall-thread: no thread named {name!r} in process {pid} (has: {', '.join(sorted(set(names.values())))})")
+    return found[0]
 
 
 def main():

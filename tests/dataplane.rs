@@ -633,24 +633,27 @@ fn drops_are_counted_by_reason() {
     );
 }
 
+/// A negative entry for 0.0.0.0/0 with Natively-Forward (what a Map-Resolver answers for
+/// non-LISP destinations).
+fn natively_forward_the_rest(r: &mut Rig) {
+    r.cache
+        .insert(
+            IID,
+            net("0.0.0.0/0"),
+            Mapping::negative(
+                NegativeAction::NativelyForward,
+                Some(Duration::from_secs(60)),
+            ),
+            0,
+        )
+        .unwrap();
+}
+
 #[test]
 fn native_forward_entries_use_the_petr_or_the_gateway() {
     let mut p = plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop);
-    let native = |r: &mut Rig| {
-        r.cache
-            .insert(
-                IID,
-                net("0.0.0.0/0"),
-                Mapping::negative(
-                    NegativeAction::NativelyForward,
-                    Some(Duration::from_secs(60)),
-                ),
-                0,
-            )
-            .unwrap();
-    };
     let mut r = rig(p.clone());
-    native(&mut r);
+    natively_forward_the_rest(&mut r);
     r.run(EID, &[host_frame(Ipv4Addr::new(8, 8, 8, 8), 1)], 0);
     assert_eq!(r.p.counts().get(Reason::NativeForward), 1);
     let f = r.tx(RLOC).remove(0);
@@ -662,7 +665,7 @@ fn native_forward_entries_use_the_petr_or_the_gateway() {
     // With a PETR configured: encapsulated to it.
     p.petrs = vec!["203.0.113.50".parse().unwrap()];
     let mut r = rig(p);
-    native(&mut r);
+    natively_forward_the_rest(&mut r);
     r.run(EID, &[host_frame(Ipv4Addr::new(8, 8, 8, 8), 1)], 0);
     assert_eq!(r.p.counts().get(Reason::Encap), 1);
     let f = r.tx(RLOC).remove(0);
@@ -689,17 +692,7 @@ fn the_burst_after_a_published_plan_runs_the_new_plan() {
     base.petrs = vec!["203.0.113.50".parse().unwrap()];
     let first = PreparedPlan::new(Arc::new(base.clone()));
     let mut r = rig_prepared(first.clone());
-    r.cache
-        .insert(
-            IID,
-            net("0.0.0.0/0"),
-            Mapping::negative(
-                NegativeAction::NativelyForward,
-                Some(Duration::from_secs(60)),
-            ),
-            0,
-        )
-        .unwrap();
+    natively_forward_the_rest(&mut r);
     let burst = |r: &mut Rig, q: &ArrayQueue<PreparedPlan>, now_ms: u64| {
         r.p.take_plan(q);
         r.run(EID, &[host_frame(Ipv4Addr::new(8, 8, 8, 8), 1)], now_ms);

@@ -247,15 +247,8 @@ fn the_manager_reports_the_sa_to_the_cloud_xtr_up() {
         "{}",
         pair.routes_a()
     );
-    let m = Manager::start(
-        &pair,
-        vec![peer(
-            "cloud-xtr",
-            "10.99.0.1",
-            "10.99.0.2",
-            "203.0.113.0/24",
-        )],
-    );
+    let cloud = peer("cloud-xtr", "10.99.0.1", "10.99.0.2", "203.0.113.0/24");
+    let m = Manager::start(&pair, vec![cloud.clone()]);
     let got = m.rx.recv_timeout(Duration::from_secs(30));
     assert_eq!(got, Ok(SaChange::Up("cloud-xtr".into())), "{}", pair.logs());
     // Userspace ESP: pxtr routed the peer's RLOC range into strongSwan's TUN itself.
@@ -276,15 +269,7 @@ fn the_manager_reports_the_sa_to_the_cloud_xtr_up() {
     // pxtr restarted while the SA stayed up in charon: the new manager finds it (list-sas)
     // and reports the peer up at once (well before its 5 s re-initiation), with no second
     // child SA.
-    let m = Manager::start(
-        &pair,
-        vec![peer(
-            "cloud-xtr",
-            "10.99.0.1",
-            "10.99.0.2",
-            "203.0.113.0/24",
-        )],
-    );
+    let m = Manager::start(&pair, vec![cloud]);
     let got = m.rx.recv_timeout(Duration::from_secs(3));
     assert_eq!(got, Ok(SaChange::Up("cloud-xtr".into())), "{}", pair.logs());
     assert_eq!(child_ids(&pair, "cloud-xtr"), before, "{}", pair.logs());

@@ -84,6 +84,28 @@ fn locators(ls: &[crate::mapcache::Locator]) -> Value {
     )
 }
 
+/// The first `n` items of `items` in `key` order, and how many there were: one pass, holding
+/// at most 2n items (a million map-cache entries are not copied and sorted on the control core).
+fn first_in_order<T, K: Ord>(
+    items: impl Iterator<Item = T>,
+    n: usize,
+    key: impl Fn(&T) -> K,
+) -> (Vec<T>, usize) {
+    let mut rows = Vec::new();
+    let mut total = 0;
+    for item in items {
+        total += 1;
+        rows.push(item);
+        if rows.len() >= 2 * n.max(1) {
+            rows.select_nth_unstable_by_key(n.max(1) - 1, &key);
+            rows.truncate(n);
+        }
+    }
+    rows.sort_by_key(&key);
+    rows.truncate(n);
+    (rows, total)
+}
+
 /// Answers `req`. `now_ms` is the control core's clock (the one the tables were written with).
 pub(super) fn answer(
     cfg: &Config,
@@ -103,32 +125,12 @@ pub(super) fn answer(
     match req {
         Request::ShowMapCache { filter } => {
             let c = &running.control.cache;
-            // The first MAX_LISTED in order, kept in a bounded heap: a million entries cost
-            // one pass, not a million-element copy and sort on the control core.
-            let key = |e: &crate::mapcache::EntryView<'_>| {
-                (e.iid, e.prefix.addr(), e.prefix.prefix_len())
-            };
-            let mut heap = std::collections::BinaryHeap::new();
-            let mut total = 0;
-            for (i, e) in c.entries().enumerate() {
-                if !crate::control::prefix_overlaps(*filter, &e.prefix) {
-                    continue;
-                }
-                total += 1;
-                heap.push((key(&e), i));
-                if heap.len() > MAX_LISTED {
-                    heap.pop();
-                }
-            }
-            // The table is not written between the two passes: same order, same indices.
-            let keep: std::collections::HashSet<usize> = heap.into_iter().map(|(_, i)| i).collect();
-            let mut rows: Vec<_> = c
-                .entries()
-                .enumerate()
-                .filter(|(i, _)| keep.contains(i))
-                .map(|(_, e)| e)
-                .collect();
-            rows.sort_by_key(key);
+            let (rows, total) = first_in_order(
+                c.entries()
+                    .filter(|e| crate::control::prefix_overlaps(*filter, &e.prefix)),
+                MAX_LISTED,
+                |e| (e.iid, e.prefix.addr(), e.prefix.prefix_len()),
+            );
             let entries: Vec<Value> = rows
                 .iter()
                 .map(|e| {
@@ -410,5 +412,22 @@ pub(super) fn answer(
             tracing::info!(cleared, filter = ?filter, "map-cache cleared (pxtr ctl)");
             Ok(json!({ "cleared": cleared, "entries": running.control.cache.len() }))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_in_order;
+
+    #[test]
+    fn the_first_n_in_order_of_many() {
+        // 100 003 numbers in a scrambled order: the 10 smallest, sorted, and the count.
+        let items = (0..100_003u64).map(|i| (i * 7919) % 100_003);
+        let (rows, total) = first_in_order(items, 10, |x| *x);
+        assert_eq!(rows, (0..10).collect::<Vec<_>>());
+        assert_eq!(total, 100_003);
+        let (rows, total) = first_in_order([3u8, 1, 2].into_iter(), 10, |x| *x);
+        assert_eq!((rows, total), (vec![1, 2, 3], 3));
+        assert_eq!(first_in_order([5u8, 4].into_iter(), 0, |x| *x), (vec![], 2));
     }
 }
