@@ -1348,3 +1348,172 @@ fn locator_status_bits_are_reported_when_they_change() {
     assert!(reported(&mut etr).is_empty());
     assert_eq!(etr.p.counts().get(Reason::LocatorStatusReported), 3);
 }
+
+/// One frame of the lean-path comparison, built from a few random numbers: IPv4 to every kind
+/// of destination (mapped, negative, unmapped, an RLOC without a neighbour, one of ours,
+/// multicast), with every TTL case, DF set or not, fragments, TCP, options, wrong checksums,
+/// Ethernet padding, other MACs and IPv6; some with a NIC receive hash.
+fn lean_case(kind: u8, v: u8, sport: u16, big: bool, rss: bool) -> HeapBuf {
+    let dst = match v % 6 {
+        0 | 1 => Ipv4Addr::new(10, 2, 0, v),
+        2 => Ipv4Addr::new(10, 3, 0, v),
+        3 => Ipv4Addr::new(10, 4, 0, v),
+        4 => Ipv4Addr::new(10, 5, 0, v),
+        _ => Ipv4Addr::new(10, 6, 0, v),
+    };
+    let ttl = [64, 2, 1, 0][usize::from(v >> 6)];
+    let payload = if big { 1440 + usize::from(v % 40) } else { 18 };
+    let mut ip = ipv4_udp(
+        Ipv4Addr::new(10, 1, 1, 10),
+        dst,
+        sport,
+        80,
+        ttl,
+        v,
+        sport & 1 == 0,
+        payload,
+    );
+    let fix = |ip: &mut Vec<u8>| {
+        let hl = usize::from(ip[0] & 0x0f) * 4;
+        ip[10] = 0;
+        ip[11] = 0;
+        let c = csum(&ip[..hl]);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+    };
+    let mut mac = EID_MAC;
+    match kind {
+        0..=4 => {}
+        5 => {
+            ip[9] = 6;
+            fix(&mut ip);
+        }
+        // A first fragment, a later one.
+        6 => {
+            ip[6] |= 0x20;
+            fix(&mut ip);
+        }
+        7 => {
+            ip[6] = (ip[6] & 0x40) | 0x01;
+            ip[7] = 0x10;
+            fix(&mut ip);
+        }
+        8 => ip[11] ^= 0x55,
+        9 => {
+            ip[16..20].copy_from_slice(&[10, 1, 1, 5]);
+            fix(&mut ip);
+        }
+        10 => {
+            ip[16..20].copy_from_slice(&[224 + v % 32, 0, 0, 1]);
+            fix(&mut ip);
+        }
+        11 => mac = HOST_MAC,
+        // Options: 4 bytes of NOPs.
+        12 => {
+            ip.splice(20..20, [1u8, 1, 1, 1]);
+            ip[0] = 0x46;
+            let total = ip.len() as u16;
+            ip[2..4].copy_from_slice(&total.to_be_bytes());
+            fix(&mut ip);
+        }
+        _ => {
+            let v6 = ipv6_udp(
+                "fd00:1::10".parse().unwrap(),
+                format!("2001:db8:2::{v:x}").parse().unwrap(),
+                sport,
+                80,
+                64,
+                payload,
+            );
+            let f = eth(EID_MAC, HOST_MAC, 0x86dd, &v6);
+            return HeapBuf::new(&f);
+        }
+    }
+    let mut f = eth(mac, HOST_MAC, 0x0800, &ip);
+    if v & 0x10 != 0 {
+        // Ethernet padding after the IP packet.
+        f.extend_from_slice(&[0xee; 6]);
+    }
+    let b = HeapBuf::new(&f);
+    if rss {
+        b.with_rss(u32::from(sport).wrapping_mul(0x9E37_79B1))
+    } else {
+        b
+    }
+}
+
+/// A frame as compared across the two paths: the outer IPv4 ID (taken in the order packets
+/// are sent, which the paths may differ in across flows) and the checksum covering it are
+/// zeroed once the checksum is checked.
+fn without_outer_id(mut f: Vec<u8>) -> Vec<u8> {
+    let outer_v4_lisp =
+        f.len() >= 50 && f[12..14] == [8, 0] && f[23] == 17 && f[36..38] == [0x10, 0xf5];
+    if outer_v4_lisp {
+        assert_eq!(csum(&f[14..34]), 0, "outer IPv4 checksum of {f:02x?}");
+        f[18..20].fill(0);
+        f[24..26].fill(0);
+    }
+    f
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    /// The lean path (IPv4 packets that need only a lookup and an IPv4 encapsulation) does
+    /// exactly what the general path does: the same frames out of each port, the same punts,
+    /// events and counters, for bursts that mix every case the lean path must hand over.
+    #[test]
+    fn the_lean_path_matches_the_general_path(
+        cases in proptest::collection::vec(
+            (0u8..16, any::<u8>(), any::<u16>(), any::<bool>(), any::<bool>()), 1..=MAX_BURST),
+    ) {
+        let rigs: Vec<Rig> = [true, false]
+            .into_iter()
+            .map(|lean| {
+                let mut r = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
+                r.p.set_lean_path(lean);
+                r.map("10.2.0.0/16", &[peer(PEER_RLOC), peer(Ipv4Addr::new(198, 51, 100, 2))]);
+                r.cache
+                    .insert(
+                        IID,
+                        net("10.3.0.0/16"),
+                        Mapping::negative(NegativeAction::Drop, Some(Duration::from_secs(60))),
+                        0,
+                    )
+                    .unwrap();
+                // An RLOC on the RLOC port's own subnet, with no neighbour entry.
+                r.map("10.5.0.0/16", &[peer(Ipv4Addr::new(192, 0, 2, 77))]);
+                r.map("2001:db8:2::/48", &[peer(PEER_RLOC)]);
+                r
+            })
+            .collect();
+        let mut results = Vec::new();
+        for mut r in rigs {
+            let mut burst: ArrayVec<HeapBuf, MAX_BURST> = cases
+                .iter()
+                .map(|&(k, v, s, big, rss)| lean_case(k, v, s, big, rss))
+                .collect();
+            r.p.process(EID, &mut burst, 0, &mut r.out);
+            let mut tx: Vec<Vec<Vec<u8>>> = (0..2)
+                .map(|port| r.tx(port).into_iter().map(without_outer_id).collect())
+                .collect();
+            tx.iter_mut().for_each(|t| t.sort());
+            let mut punts: Vec<String> = r
+                .out
+                .punts
+                .drain(..)
+                .map(|(p, b)| format!("{p:?} {:02x?}", b.to_vec()))
+                .collect();
+            punts.sort();
+            let mut events: Vec<String> =
+                r.out.events.drain(..).map(|e| format!("{e:?}")).collect();
+            events.sort();
+            let counts: Vec<(&str, u64)> = r.p.counts().nonzero().map(|(r, n)| (r.name(), n)).collect();
+            results.push((tx, punts, events, counts));
+        }
+        let general = results.pop().unwrap();
+        let lean = results.pop().unwrap();
+        prop_assert_eq!(&lean.3, &general.3, "counters");
+        prop_assert_eq!(&lean.1, &general.1, "punts");
+        prop_assert_eq!(&lean.2, &general.2, "events");
+        prop_assert_eq!(&lean.0, &general.0, "frames sent");
+    }
+}

@@ -14,6 +14,11 @@ pub trait PacketBuf {
     fn prepend(&mut self, n: usize) -> Option<&mut [u8]>;
     /// Removes `n` bytes from the front; false (unchanged) if the frame is shorter.
     fn adj(&mut self, n: usize) -> bool;
+    /// Moves the frame's start `grow` bytes to the front and makes it `len` bytes long (at
+    /// most its length plus `grow`), in one step, and returns the whole frame: how the
+    /// encapsulation turns a received frame into the outer one. `None` (frame unchanged)
+    /// without the headroom, with `len` too long, or for a chain of segments.
+    fn reframe(&mut self, grow: usize, len: usize) -> Option<&mut [u8]>;
     /// Shortens the frame to `len` bytes (no-op when already that short).
     fn truncate(&mut self, len: usize);
     /// The NIC's receive hash, if the port computed one.
@@ -53,6 +58,10 @@ impl PacketBuf for Mbuf {
     #[inline(always)]
     fn adj(&mut self, n: usize) -> bool {
         u16::try_from(n).is_ok_and(|n| Mbuf::adj(self, n))
+    }
+    #[inline(always)]
+    fn reframe(&mut self, grow: usize, len: usize) -> Option<&mut [u8]> {
+        Mbuf::reframe(self, u16::try_from(grow).ok()?, u16::try_from(len).ok()?)
     }
     #[inline(always)]
     fn truncate(&mut self, len: usize) {
@@ -150,6 +159,15 @@ impl PacketBuf for HeapBuf {
     }
     fn truncate(&mut self, len: usize) {
         self.bytes.truncate(self.start + len);
+    }
+    fn reframe(&mut self, grow: usize, len: usize) -> Option<&mut [u8]> {
+        let start = self.start.checked_sub(grow)?;
+        if len > self.bytes.len() - start {
+            return None;
+        }
+        self.start = start;
+        self.bytes.truncate(start + len);
+        Some(&mut self.bytes[start..])
     }
     fn rss_hash(&self) -> Option<u32> {
         self.rss

@@ -188,15 +188,88 @@ fn classify_v4(
     }
     let src = u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]);
     let (sp, dp) = ports.unwrap_or((0, 0));
-    let h = (u64::from(src) << 32 | u64::from(u32::from(dst)))
-        ^ (u64::from(proto) << 40)
-        ^ (u64::from(sp) << 16 | u64::from(dp)).rotate_left(21);
     info.dst = dst_ip;
     info.ip_len = total;
     info.ttl = ip[8];
     info.dont_fragment = frag & 0x4000 != 0;
-    info.flow_hash = mix(h);
+    info.flow_hash = flow_hash_v4(src, u32::from(dst), proto, sp, dp);
     Class::Forward
+}
+
+/// The flow hash of an IPv4 packet (ports 0 when it has none, or is a later fragment).
+#[inline(always)]
+pub(crate) fn flow_hash_v4(src: u32, dst: u32, proto: u8, sp: u16, dp: u16) -> u32 {
+    let h = (u64::from(src) << 32 | u64::from(dst))
+        ^ (u64::from(proto) << 40)
+        ^ (u64::from(sp) << 16 | u64::from(dp)).rotate_left(21);
+    mix(h)
+}
+
+/// The lean path's look at a frame, for the common case of a burst: an IPv4 packet without
+/// options to the port's own MAC (`mac`: its 6 bytes as a little-endian integer), unicast
+/// (below 224.0.0.0), not to one of our addresses (`local`, with `local_bloom` its Bloom
+/// filter of [`local_bloom_bit`]s), TTL above 1, header checksum right (`hw`: the
+/// NIC's verdict, if it checked). What it accepts, [`classify`] would call
+/// [`Class::Forward`] with the same destination and flow hash, which it returns as `(dst,
+/// flow_hash)`; anything else is `None`, for the general path to classify and count.
+#[inline(always)]
+pub(crate) fn lean_v4(
+    frame: &[u8],
+    mac: u64,
+    local: &[u32],
+    local_bloom: u64,
+    hw: Option<bool>,
+) -> Option<(u32, u32)> {
+    let h: &[u8; 34] = frame.get(..34)?.try_into().ok()?;
+    let w = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().unwrap_or([0; 8]));
+    // Destination MAC, then ethertype 0x0800 with version 4 and a 20-byte header.
+    if w(0) & 0xffff_ffff_ffff != mac || (w(8) >> 32) & 0x00ff_ffff != 0x0045_0008 {
+        return None;
+    }
+    let total = usize::from(be16(h, 16));
+    let dst = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
+    if total < 20
+        || total > frame.len() - ETH_LEN
+        || h[22] <= 1
+        || dst >= 0xe000_0000
+        || (local_bloom & local_bloom_bit(dst) != 0 && local.contains(&dst))
+    {
+        return None;
+    }
+    let ok = match hw {
+        Some(ok) => ok,
+        None => {
+            let ip: &[u8; 20] = h[ETH_LEN..].try_into().ok()?;
+            crate::wire::checksum::ipv4_header20_ok(ip)
+        }
+    };
+    if !ok {
+        return None;
+    }
+    let proto = h[23];
+    let src = u32::from_be_bytes([h[26], h[27], h[28], h[29]]);
+    let (sp, dp) =
+        if be16(h, 20) & 0x1fff == 0 && total >= 24 && matches!(proto, PROTO_UDP | PROTO_TCP) {
+            // total <= frame.len() - 14 puts the ports inside the frame.
+            let l4 = frame.get(34..38)?;
+            (be16(l4, 0), be16(l4, 2))
+        } else {
+            (0, 0)
+        };
+    Some((dst, flow_hash_v4(src, dst, proto, sp, dp)))
+}
+
+/// The bit of IPv4 address `a` in a 64-bit Bloom filter of the appliance's own addresses.
+#[inline(always)]
+pub(crate) fn local_bloom_bit(a: u32) -> u64 {
+    1 << (a.wrapping_mul(0x9E37_79B1) >> 26)
+}
+
+/// A MAC address as [`lean_v4`] compares it.
+pub(crate) fn mac_word(mac: [u8; 6]) -> u64 {
+    let mut b = [0u8; 8];
+    b[..6].copy_from_slice(&mac);
+    u64::from_le_bytes(b)
 }
 
 #[inline(always)]

@@ -21,7 +21,8 @@ use crate::wire::Error as WireError;
 
 use super::buf::PacketBuf;
 use super::classify::{
-    classify, Class, IpInfo, LocalAddresses, PortView, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_LEN,
+    classify, lean_v4, local_bloom_bit, mac_word, Class, IpInfo, LocalAddresses, PortView,
+    ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_LEN,
 };
 use super::counters::{Counts, Reason};
 
@@ -130,7 +131,7 @@ pub struct Punt {
 /// arrays instead of `IpAddr` and `IpNet` behind vectors of ports.
 struct Fast {
     local_v4: Vec<u32>,
-    /// One bit per IPv4 local address ([`bloom_bit`]): most destinations are ruled out by one
+    /// One bit per IPv4 local address ([`local_bloom_bit`]): most destinations are ruled out by one
     /// test instead of a scan.
     local_v4_bloom: u64,
     local_v6: Vec<u128>,
@@ -203,7 +204,7 @@ impl Fast {
                 }
             }
         }
-        f.local_v4_bloom = f.local_v4.iter().fold(0, |b, a| b | bloom_bit(*a));
+        f.local_v4_bloom = f.local_v4.iter().fold(0, |b, a| b | local_bloom_bit(*a));
         f
     }
 
@@ -230,18 +231,13 @@ impl Fast {
     }
 }
 
-#[inline(always)]
-fn bloom_bit(a: u32) -> u64 {
-    1 << (a.wrapping_mul(0x9E37_79B1) >> 26)
-}
-
 impl LocalAddresses for Fast {
     #[inline(always)]
     fn is_local(&self, ip: IpAddr) -> bool {
         match ip {
             IpAddr::V4(a) => {
                 let a = u32::from(a);
-                self.local_v4_bloom & bloom_bit(a) != 0 && self.local_v4.contains(&a)
+                self.local_v4_bloom & local_bloom_bit(a) != 0 && self.local_v4.contains(&a)
             }
             IpAddr::V6(a) => self.local_v6.contains(&u128::from(a)),
         }
@@ -523,6 +519,8 @@ pub struct Pipeline<B> {
     neighbors: NeighborReader,
     st: State<B>,
     scratch: Box<Scratch>,
+    /// Whether IPv4 packets may take the lean path (tests compare it with the general one).
+    lean: bool,
 }
 
 /// Per-burst arrays, kept between bursts so that none is cleared per burst: every slot a
@@ -532,6 +530,10 @@ struct Scratch {
     r4: [Packed; MAX_BURST],
     r6: [Resolution; MAX_BURST],
     at: [u8; MAX_BURST],
+    /// The lean path's packets: destination, flow hash, lookup result.
+    lean_dst: [u32; MAX_BURST],
+    lean_hash: [u32; MAX_BURST],
+    lean_r4: [Packed; MAX_BURST],
 }
 
 /// The pipeline's mutable state apart from the table readers (borrowed beside their
@@ -563,6 +565,8 @@ struct OuterV4 {
     eth: [u8; ETH_LEN],
     /// The largest inner packet that fits the port's MTU.
     max_inner: usize,
+    /// The outer IPv4 header checksum's constant part ([`outer_v4_sum`]).
+    sum: u32,
 }
 
 /// Slots of [`RlocMemo`]: direct-mapped by RLOC.
@@ -631,8 +635,19 @@ impl<B: PacketBuf> Pipeline<B> {
                 r4: [Packed::MISS; MAX_BURST],
                 r6: [Resolution::Miss; MAX_BURST],
                 at: [0; MAX_BURST],
+                lean_dst: [0; MAX_BURST],
+                lean_hash: [0; MAX_BURST],
+                lean_r4: [Packed::MISS; MAX_BURST],
             }),
+            lean: true,
         }
+    }
+
+    /// Sends every packet down the general path (`false`), which the lean path must match
+    /// byte for byte: for tests and benchmarks that compare the two.
+    #[doc(hidden)]
+    pub fn set_lean_path(&mut self, on: bool) {
+        self.lean = on;
     }
 
     /// The counts since the last call (and starts a new span).
@@ -710,7 +725,15 @@ impl<B: PacketBuf> Pipeline<B> {
         };
         let iid = plan.ports[in_port].iid;
         let mut fwd: ArrayVec<B, MAX_BURST> = ArrayVec::new();
-        let Scratch { infos, r4, r6, at } = &mut *self.scratch;
+        let Scratch {
+            infos,
+            r4,
+            r6,
+            at,
+            lean_dst,
+            lean_hash,
+            lean_r4,
+        } = &mut *self.scratch;
         let mut dec: ArrayVec<Decapped<B>, MAX_BURST> = ArrayVec::new();
         let mut gw = GatewayCache {
             ip: None,
@@ -733,8 +756,27 @@ impl<B: PacketBuf> Pipeline<B> {
         // Counted in registers, added once per burst.
         let rx = pkts.len() as u64;
         let mut rx_bytes = 0u64;
+        // The lean path: IPv4 packets to forward that need nothing but a lookup and an IPv4
+        // encapsulation (the common case) are found with a few word compares and go through
+        // a loop of their own; anything else, or anything the lean path cannot finish, takes
+        // the general path, which classifies and counts it in full.
+        let lean = self.lean && view.forward && extended.is_empty() && self.fast.src_v4.is_some();
+        let mac = mac_word(view.mac);
+        let (local, bloom) = (&self.fast.local_v4[..], self.fast.local_v4_bloom);
+        let mut lean_pkts: ArrayVec<B, MAX_BURST> = ArrayVec::new();
         for pkt in pkts.drain(..) {
             rx_bytes += pkt.data().len() as u64;
+            if lean && !pkt.is_chained() {
+                if let Some((dst, hash)) =
+                    lean_v4(pkt.data(), mac, local, bloom, pkt.rx_ip_checksum())
+                {
+                    let k = lean_pkts.len();
+                    lean_dst[k] = dst;
+                    lean_hash[k] = hash;
+                    lean_pkts.push(pkt);
+                    continue;
+                }
+            }
             if pkt.is_chained() {
                 self.st.counts.inc(Reason::DropChained);
                 continue;
@@ -808,10 +850,46 @@ impl<B: PacketBuf> Pipeline<B> {
                 ctx.deliver(d, n, out);
             }
         }
+        let mut missed: ArrayVec<(B, IpInfo), MAX_BURST> = ArrayVec::new();
+        if !lean_pkts.is_empty() {
+            let n = lean_pkts.len();
+            cache.resolve_v4_packed(iid, &lean_dst[..n], &lean_hash[..n], &mut lean_r4[..n]);
+            self.st.memo.burst += 1;
+            let mut ctx = self.st.ctx(&neighbors, &mut gw, now_ms);
+            let mut encaps = 0;
+            for (i, pkt) in lean_pkts.drain(..).enumerate() {
+                let p = lean_r4[i];
+                let pkt = match p.rloc_v4() {
+                    Some(rloc) => match ctx.encap_lean(pkt, rloc, lean_hash[i], iid) {
+                        Ok((port, pkt)) => {
+                            encaps += 1;
+                            ctx.send(port, pkt, out);
+                            continue;
+                        }
+                        Err(pkt) => pkt,
+                    },
+                    None => pkt,
+                };
+                // Anything else about it the general path decides, from a full classification
+                // (the packet is as received).
+                let mut info = IpInfo::EMPTY;
+                if classify(pkt.data(), &view, &*self.fast, &mut info) != Class::Forward {
+                    debug_assert!(
+                        false,
+                        "the lean path took a packet classify does not forward"
+                    );
+                    ctx.counts.inc(Reason::DropMalformed);
+                    continue;
+                }
+                if let Err(pkt) = ctx.act(pkt, &info, iid, &cache.unpack(p), out) {
+                    missed.push((pkt, info));
+                }
+            }
+            ctx.counts.add(Reason::Encap, encaps);
+        }
         if !fwd.is_empty() {
             let n = fwd.len();
             resolve(&cache, iid, &infos[..n], r4, r6, at);
-            let mut missed: ArrayVec<(B, IpInfo), MAX_BURST> = ArrayVec::new();
             self.st.memo.burst += 1;
             let mut ctx = self.st.ctx(&neighbors, &mut gw, now_ms);
             let mut encaps = 0;
@@ -841,11 +919,11 @@ impl<B: PacketBuf> Pipeline<B> {
                 }
             }
             ctx.counts.add(Reason::Encap, encaps);
-            // Not `for .. in missed`: that moves the whole array (2.5 KB) even when empty.
-            if !missed.is_empty() {
-                for (pkt, info) in missed.drain(..) {
-                    self.st.miss(pkt, info, iid, in_port, now_ms, out);
-                }
+        }
+        // Not `for .. in missed`: that moves the whole array (2.5 KB) even when empty.
+        if !missed.is_empty() {
+            for (pkt, info) in missed.drain(..) {
+                self.st.miss(pkt, info, iid, in_port, now_ms, out);
             }
         }
     }
@@ -1216,7 +1294,7 @@ impl Ctx<'_, '_> {
         if slot.burst == burst && slot.rloc == rloc {
             return Some(at);
         }
-        self.fast.src_v4?;
+        let src = self.fast.src_v4?;
         let (port, nh) = self.fast.rloc_route(&IpAddr::V4(Ipv4Addr::from(rloc)))?;
         // RLOCs behind one gateway share its MAC (the burst's gateway cache).
         let mac = match self.gw.mac {
@@ -1240,6 +1318,7 @@ impl Ctx<'_, '_> {
             port,
             eth,
             max_inner: usize::from(self.plan.ports[port].mtu).saturating_sub(encap::OUTER_V4_LEN),
+            sum: outer_v4_sum(src, rloc),
         };
         Some(at)
     }
@@ -1289,6 +1368,51 @@ impl Ctx<'_, '_> {
             iid,
         );
         pkt.truncate(ETH_LEN + hl + info.ip_len);
+        Ok((port, pkt))
+    }
+
+    /// The lean path's encapsulation of a packet [`lean_v4`] accepted (an IPv4 header of 20
+    /// bytes, TTL > 1, its length inside the frame) to IPv4 RLOC `rloc`: `Ok((port, frame))`
+    /// to send, or `Err(pkt)` untouched for the general path (too big, no outer header, no
+    /// headroom). The same bytes as [`Ctx::encap_v4_fast`]; counts nothing.
+    #[inline(always)]
+    fn encap_lean<B: PacketBuf>(
+        &mut self,
+        mut pkt: B,
+        rloc: u32,
+        flow_hash: u32,
+        iid: u32,
+    ) -> Result<(usize, B), B> {
+        let Some(at) = self.outer_v4(rloc) else {
+            return Err(pkt);
+        };
+        let o = &self.memo.slots[at];
+        let f = pkt.data();
+        let ip_len = usize::from(u16::from_be_bytes([f[ETH_LEN + 2], f[ETH_LEN + 3]]));
+        if ip_len > o.max_inner {
+            return Err(pkt);
+        }
+        let (port, sum) = (o.port, o.sum);
+        let sport = encap::source_port(pkt.rss_hash().unwrap_or(flow_hash));
+        let hl = encap::OUTER_V4_LEN;
+        let Some(frame) = pkt.reframe(hl, ETH_LEN + hl + ip_len) else {
+            return Err(pkt);
+        };
+        let id = self.ipv4_id.wrapping_add(1);
+        *self.ipv4_id = id;
+        frame[..ETH_LEN].copy_from_slice(&self.memo.slots[at].eth);
+        let (hdr, inner) = frame[ETH_LEN..].split_at_mut(hl);
+        let ttl = decrement_ttl_v4(inner);
+        let outer = OuterFields {
+            tos: inner[1],
+            ttl,
+            total: (hl + ip_len) as u16,
+            id,
+            sport,
+            iid,
+        };
+        let src = self.fast.src_v4.unwrap_or(0);
+        write_outer_v4(hdr, &outer, src, rloc, sum);
         Ok((port, pkt))
     }
 
@@ -1686,19 +1810,53 @@ fn encap_v4(frame: &mut [u8], info: &IpInfo, src: u32, dst: u32, sport: u16, id:
         (inner[1], inner[8])
     };
     let total = (encap::OUTER_V4_LEN + info.ip_len) as u16;
+    let outer = OuterFields {
+        tos,
+        ttl,
+        total,
+        id,
+        sport,
+        iid,
+    };
+    write_outer_v4(hdr, &outer, src, dst, outer_v4_sum(src, dst));
+}
+
+/// The per-packet fields of an outer IPv4 + UDP + LISP header.
+#[derive(Clone, Copy)]
+struct OuterFields {
+    tos: u8,
+    ttl: u8,
+    /// Outer IPv4 total length.
+    total: u16,
+    id: u16,
+    sport: u16,
+    iid: u32,
+}
+
+/// The part of an outer IPv4 header's checksum sum that is the same for every packet from
+/// `src` to `dst`: flags (DF), protocol (UDP) and the addresses.
+#[inline(always)]
+fn outer_v4_sum(src: u32, dst: u32) -> u32 {
+    0x4000 + 17 + (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff)
+}
+
+/// Writes the 36 bytes of outer IPv4 + UDP + LISP headers into `hdr` (`sum`: [`outer_v4_sum`]
+/// of `src` and `dst`).
+#[inline(always)]
+fn write_outer_v4(hdr: &mut [u8], f: &OuterFields, src: u32, dst: u32, sum: u32) {
+    let OuterFields {
+        tos,
+        ttl,
+        total,
+        id,
+        sport,
+        iid,
+    } = *f;
     // The header checksum from the values (reading the header back would stall on
     // store-to-load forwarding).
     let w0 = 0x4500 | u16::from(tos);
     let w4 = u16::from(ttl) << 8 | 17;
-    let sum = u32::from(w0)
-        + u32::from(total)
-        + u32::from(id)
-        + 0x4000
-        + u32::from(w4)
-        + (src >> 16)
-        + (src & 0xffff)
-        + (dst >> 16)
-        + (dst & 0xffff);
+    let sum = sum + u32::from(w0) + u32::from(total) + u32::from(id) + (u32::from(ttl) << 8);
     let c = !(crate::wire::checksum::fold(sum) as u16);
     let h = &mut hdr[..20];
     h[0..2].copy_from_slice(&w0.to_be_bytes());
@@ -1810,12 +1968,24 @@ fn decrement_ttl(ip: &mut [u8]) {
     if ip[0] >> 4 == 6 {
         ip[7] -= 1;
     } else {
-        // From the values, not read back after the store (store-to-load forwarding).
-        let old = u16::from_be_bytes([ip[8], ip[9]]);
-        let new = old - 0x0100;
-        ip[8] = (new >> 8) as u8;
-        let c = u16::from_be_bytes([ip[10], ip[11]]);
-        let c = crate::wire::checksum::update16(c, old, new);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        decrement_ttl_v4(ip);
     }
+}
+
+/// Decrements the TTL (above 1) of IPv4 header `ip` and updates its checksum; returns the new
+/// TTL.
+#[inline(always)]
+fn decrement_ttl_v4(ip: &mut [u8]) -> u8 {
+    let h: &mut [u8; 12] = match ip.get_mut(..12).map(<&mut [u8; 12]>::try_from) {
+        Some(Ok(h)) => h,
+        _ => return 0,
+    };
+    // From the values, not read back after the store (store-to-load forwarding).
+    let old = u16::from_be_bytes([h[8], h[9]]);
+    let new = old - 0x0100;
+    h[8] = (new >> 8) as u8;
+    let c = u16::from_be_bytes([h[10], h[11]]);
+    let c = crate::wire::checksum::update16(c, old, new);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    (new >> 8) as u8
 }

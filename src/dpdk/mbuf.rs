@@ -154,6 +154,32 @@ impl Mbuf {
         true
     }
 
+    /// Moves the start of a one-segment packet `grow` bytes into the headroom and sets its
+    /// length to `len` (at most its length plus `grow`) in one step, returning the whole
+    /// packet. `None` (unchanged) without the headroom, with `len` too long, or for a chain.
+    #[inline(always)]
+    pub fn reframe(&mut self, grow: u16, len: u16) -> Option<&mut [u8]> {
+        let m = self.raw_mut();
+        if m.nb_segs != 1
+            || grow > m.data_off
+            || u32::from(len) > u32::from(m.data_len) + u32::from(grow)
+        {
+            return None;
+        }
+        m.data_off -= grow;
+        m.data_len = len;
+        m.pkt_len = u32::from(len);
+        // SAFETY: the packet now starts at the new data_off, inside the buffer's headroom
+        // (checked above), and its `len` bytes are the old data and `grow` bytes of headroom
+        // in front of it, all inside the buffer this mbuf owns.
+        Some(unsafe {
+            std::slice::from_raw_parts_mut(
+                (m.buf_addr as *mut u8).add(usize::from(m.data_off)),
+                usize::from(len),
+            )
+        })
+    }
+
     /// Removes `len` bytes from the end of the packet. False (unchanged) if the last segment is
     /// shorter than `len`.
     #[inline(always)]
