@@ -1329,66 +1329,55 @@ impl Ctx<'_, '_> {
     #[inline(always)]
     fn encap_v4_fast<B: PacketBuf>(
         &mut self,
-        mut pkt: B,
+        pkt: B,
         info: &IpInfo,
         iid: u32,
         rloc: u32,
     ) -> Result<(usize, B), B> {
-        let Some(at) = self.outer_v4(rloc) else {
-            return Err(pkt);
-        };
-        let o = &self.memo.slots[at];
-        let Some(src) = self.fast.src_v4 else {
-            return Err(pkt);
-        };
-        let hl = encap::OUTER_V4_LEN;
-        if info.ip_len > o.max_inner || pkt.data().len() < ETH_LEN {
-            return Err(pkt);
-        }
-        let (port, eth) = (o.port, &o.eth);
-        let flow_hash = pkt.rss_hash().unwrap_or(info.flow_hash);
-        if !pkt.adj(ETH_LEN) {
-            return Err(pkt);
-        }
-        let Some(frame) = pkt.prepend(ETH_LEN + hl) else {
-            // Undo the adj: the general path starts from the Ethernet frame.
-            let _ = pkt.prepend(ETH_LEN);
-            return Err(pkt);
-        };
-        // Only a packet that is sent takes an IPv4 ID.
-        *self.ipv4_id = self.ipv4_id.wrapping_add(1);
-        frame[..ETH_LEN].copy_from_slice(eth);
-        encap_v4(
-            frame,
-            info,
-            src,
-            rloc,
-            encap::source_port(flow_hash),
-            *self.ipv4_id,
+        self.encap_to_v4(
+            pkt,
+            info.ip_len,
+            info.dst.is_ipv6(),
+            info.flow_hash,
             iid,
-        );
-        pkt.truncate(ETH_LEN + hl + info.ip_len);
-        Ok((port, pkt))
+            rloc,
+        )
     }
 
-    /// The lean path's encapsulation of a packet [`lean_v4`] accepted (an IPv4 header of 20
-    /// bytes, TTL > 1, its length inside the frame) to IPv4 RLOC `rloc`: `Ok((port, frame))`
-    /// to send, or `Err(pkt)` untouched for the general path (too big, no outer header, no
-    /// headroom). The same bytes as [`Ctx::encap_v4_fast`]; counts nothing.
+    /// [`Ctx::encap_v4_fast`] for the lean path, whose packets [`lean_v4`] accepted (an IPv4
+    /// header of 20 bytes, TTL > 1, its length inside the frame).
     #[inline(always)]
     fn encap_lean<B: PacketBuf>(
         &mut self,
-        mut pkt: B,
+        pkt: B,
         rloc: u32,
         flow_hash: u32,
         iid: u32,
+    ) -> Result<(usize, B), B> {
+        let f = pkt.data();
+        let ip_len = usize::from(u16::from_be_bytes([f[ETH_LEN + 2], f[ETH_LEN + 3]]));
+        self.encap_to_v4(pkt, ip_len, false, flow_hash, iid, rloc)
+    }
+
+    /// Encapsulates the `ip_len`-byte IP packet (IPv6 if `v6`) of a frame that classify
+    /// accepted (its TTL above 1) toward IPv4 RLOC `rloc`: the inner TTL is decremented and
+    /// copied out, DSCP and ECN are copied (RFC 6040 normal mode), DF is set, the UDP checksum
+    /// is zero (RFC 9300 5.3). The same bytes as [`encap::encapsulate`] with a data header
+    /// carrying only the instance-ID.
+    #[inline(always)]
+    fn encap_to_v4<B: PacketBuf>(
+        &mut self,
+        mut pkt: B,
+        ip_len: usize,
+        v6: bool,
+        flow_hash: u32,
+        iid: u32,
+        rloc: u32,
     ) -> Result<(usize, B), B> {
         let Some(at) = self.outer_v4(rloc) else {
             return Err(pkt);
         };
         let o = &self.memo.slots[at];
-        let f = pkt.data();
-        let ip_len = usize::from(u16::from_be_bytes([f[ETH_LEN + 2], f[ETH_LEN + 3]]));
         if ip_len > o.max_inner {
             return Err(pkt);
         }
@@ -1398,21 +1387,19 @@ impl Ctx<'_, '_> {
         let Some(frame) = pkt.reframe(hl, ETH_LEN + hl + ip_len) else {
             return Err(pkt);
         };
+        // Only a packet that is sent takes an IPv4 ID.
         let id = self.ipv4_id.wrapping_add(1);
         *self.ipv4_id = id;
         frame[..ETH_LEN].copy_from_slice(&self.memo.slots[at].eth);
-        let (hdr, inner) = frame[ETH_LEN..].split_at_mut(hl);
-        let ttl = decrement_ttl_v4(inner);
-        let outer = OuterFields {
-            tos: inner[1],
-            ttl,
-            total: (hl + ip_len) as u16,
-            id,
+        let outer = Outer4 {
+            src: self.fast.src_v4.unwrap_or(0),
+            dst: rloc,
+            sum,
             sport,
+            id,
             iid,
         };
-        let src = self.fast.src_v4.unwrap_or(0);
-        write_outer_v4(hdr, &outer, src, rloc, sum);
+        encap_v4(frame, ip_len, v6, &outer);
         Ok((port, pkt))
     }
 
@@ -1478,15 +1465,16 @@ impl Ctx<'_, '_> {
                 self.counts.inc(Reason::DropNoHeadroom);
                 return;
             };
-            encap_v4(
-                frame,
-                info,
+            let dst = u32::from(*dst);
+            let outer = Outer4 {
                 src,
-                u32::from(*dst),
-                encap::source_port(flow_hash),
-                *self.ipv4_id,
+                dst,
+                sum: outer_v4_sum(src, dst),
+                sport: encap::source_port(flow_hash),
+                id: *self.ipv4_id,
                 iid,
-            );
+            };
+            encap_v4(frame, info.ip_len, info.dst.is_ipv6(), &outer);
             write_eth(frame, mac, self.plan.ports[port].mac, ETHERTYPE_IPV4);
             pkt.truncate(ETH_LEN + hl + info.ip_len);
             self.counts.inc(Reason::Encap);
@@ -1794,42 +1782,16 @@ impl Ctx<'_, '_> {
     }
 }
 
-/// Writes outer IPv4 + UDP + LISP headers (instance-ID `iid`) in front of the inner IP
-/// packet at `frame[ETH_LEN + 36..]`, which `info` describes (validated by classify, TTL > 1):
-/// the inner TTL is decremented and copied out, DSCP and ECN are copied (RFC 6040 normal
-/// mode), DF is set, the UDP checksum is zero (RFC 9300 5.3). Same bytes as
-/// [`encap::encapsulate`] with a data header carrying only the instance-ID.
-#[inline(always)]
-fn encap_v4(frame: &mut [u8], info: &IpInfo, src: u32, dst: u32, sport: u16, id: u16, iid: u32) {
-    let (hdr, inner) = frame[ETH_LEN..].split_at_mut(encap::OUTER_V4_LEN);
-    let (tos, ttl) = if info.dst.is_ipv6() {
-        inner[7] -= 1;
-        ((inner[0] << 4) | (inner[1] >> 4), inner[7])
-    } else {
-        decrement_ttl(inner);
-        (inner[1], inner[8])
-    };
-    let total = (encap::OUTER_V4_LEN + info.ip_len) as u16;
-    let outer = OuterFields {
-        tos,
-        ttl,
-        total,
-        id,
-        sport,
-        iid,
-    };
-    write_outer_v4(hdr, &outer, src, dst, outer_v4_sum(src, dst));
-}
-
-/// The per-packet fields of an outer IPv4 + UDP + LISP header.
+/// The outer IPv4 + UDP + LISP header fields of one packet apart from those copied from the
+/// inner packet.
 #[derive(Clone, Copy)]
-struct OuterFields {
-    tos: u8,
-    ttl: u8,
-    /// Outer IPv4 total length.
-    total: u16,
-    id: u16,
+struct Outer4 {
+    src: u32,
+    dst: u32,
+    /// [`outer_v4_sum`] of `src` and `dst`.
+    sum: u32,
     sport: u16,
+    id: u16,
     iid: u32,
 }
 
@@ -1840,18 +1802,31 @@ fn outer_v4_sum(src: u32, dst: u32) -> u32 {
     0x4000 + 17 + (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff)
 }
 
-/// Writes the 36 bytes of outer IPv4 + UDP + LISP headers into `hdr` (`sum`: [`outer_v4_sum`]
-/// of `src` and `dst`).
+/// Writes outer IPv4 + UDP + LISP headers (instance-ID `o.iid`) in front of the `ip_len`-byte
+/// inner IP packet (IPv6 if `v6`) at `frame[ETH_LEN + 36..]`, validated by classify (TTL > 1):
+/// the inner TTL is decremented and copied out, DSCP and ECN are copied (RFC 6040 normal
+/// mode), DF is set, the UDP checksum is zero (RFC 9300 5.3). Same bytes as
+/// [`encap::encapsulate`] with a data header carrying only the instance-ID.
 #[inline(always)]
-fn write_outer_v4(hdr: &mut [u8], f: &OuterFields, src: u32, dst: u32, sum: u32) {
-    let OuterFields {
-        tos,
-        ttl,
-        total,
-        id,
+fn encap_v4(frame: &mut [u8], ip_len: usize, v6: bool, o: &Outer4) {
+    let (hdr, inner) = frame[ETH_LEN..].split_at_mut(encap::OUTER_V4_LEN);
+    let (tos, ttl) = if v6 {
+        // From the value, not read back after the store (store-to-load forwarding).
+        let ttl = inner[7] - 1;
+        inner[7] = ttl;
+        ((inner[0] << 4) | (inner[1] >> 4), ttl)
+    } else {
+        (inner[1], decrement_ttl_v4(inner))
+    };
+    let total = (encap::OUTER_V4_LEN + ip_len) as u16;
+    let Outer4 {
+        src,
+        dst,
+        sum,
         sport,
+        id,
         iid,
-    } = *f;
+    } = *o;
     // The header checksum from the values (reading the header back would stall on
     // store-to-load forwarding).
     let w0 = 0x4500 | u16::from(tos);
