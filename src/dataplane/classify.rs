@@ -259,6 +259,29 @@ pub(crate) fn lean_v4(
     Some((dst, flow_hash_v4(src, dst, proto, sp, dp)))
 }
 
+/// Whether a frame is, beyond doubt, what [`classify`] calls [`Class::Decap`]: IPv4 without
+/// options to the port's MAC (`mac` as for [`lean_v4`]) and to one of our IPv4 RLOCs, not a
+/// fragment, UDP to port 4341 with room for its ports. A few word compares instead of the full
+/// classification; `false` leaves the frame to [`classify`].
+#[inline(always)]
+pub(crate) fn lean_decap_v4(frame: &[u8], mac: u64, rlocs: &[u32]) -> bool {
+    let Some(h) = frame.get(..38).and_then(|h| <&[u8; 38]>::try_from(h).ok()) else {
+        return false;
+    };
+    let w = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().unwrap_or([0; 8]));
+    if w(0) & 0xffff_ffff_ffff != mac || (w(8) >> 32) & 0x00ff_ffff != 0x0045_0008 {
+        return false;
+    }
+    let total = usize::from(be16(h, 16));
+    let dst = u32::from_be_bytes([h[30], h[31], h[32], h[33]]);
+    total >= 24
+        && total <= frame.len() - ETH_LEN
+        && h[23] == PROTO_UDP
+        && be16(h, 20) & 0x3fff == 0
+        && be16(h, 36) == LISP_DATA_PORT
+        && rlocs.contains(&dst)
+}
+
 /// The bit of IPv4 address `a` in a 64-bit Bloom filter of the appliance's own addresses.
 #[inline(always)]
 pub(crate) fn local_bloom_bit(a: u32) -> u64 {

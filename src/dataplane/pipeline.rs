@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use crate::config::{MissPolicy, PortRole};
 use crate::dpdk::MAX_BURST;
 use crate::mapcache::{
-    MapCacheReader, NeighborReader, NeighborSnapshot, Packed, Resolution, Snapshot,
+    MapCacheReader, Neighbor, NeighborReader, NeighborSnapshot, Packed, Resolution, Snapshot,
 };
 use crate::wire::data::DataRepr;
 use crate::wire::encap::{self, EncapParams, Outer};
@@ -21,8 +21,8 @@ use crate::wire::Error as WireError;
 
 use super::buf::PacketBuf;
 use super::classify::{
-    classify, lean_v4, local_bloom_bit, mac_word, Class, IpInfo, LocalAddresses, PortView,
-    ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_LEN,
+    classify, lean_decap_v4, lean_v4, local_bloom_bit, mac_word, Class, IpInfo, LocalAddresses,
+    PortView, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETH_LEN,
 };
 use super::counters::{Counts, Reason};
 
@@ -534,6 +534,12 @@ struct Scratch {
     lean_dst: [u32; MAX_BURST],
     lean_hash: [u32; MAX_BURST],
     lean_r4: [Packed; MAX_BURST],
+    /// The lean path's decapsulated packets: inner destination, instance-ID.
+    lean_dec_dst: [u32; MAX_BURST],
+    lean_dec_iid: [u32; MAX_BURST],
+    /// The next hops of a burst's decapsulated packets, IPv4 and IPv6.
+    n4: [Option<Neighbor>; MAX_BURST],
+    n6: [Option<Neighbor>; MAX_BURST],
 }
 
 /// The pipeline's mutable state apart from the table readers (borrowed beside their
@@ -638,6 +644,10 @@ impl<B: PacketBuf> Pipeline<B> {
                 lean_dst: [0; MAX_BURST],
                 lean_hash: [0; MAX_BURST],
                 lean_r4: [Packed::MISS; MAX_BURST],
+                lean_dec_dst: [0; MAX_BURST],
+                lean_dec_iid: [0; MAX_BURST],
+                n4: [None; MAX_BURST],
+                n6: [None; MAX_BURST],
             }),
             lean: true,
         }
@@ -733,6 +743,10 @@ impl<B: PacketBuf> Pipeline<B> {
             lean_dst,
             lean_hash,
             lean_r4,
+            lean_dec_dst,
+            lean_dec_iid,
+            n4,
+            n6,
         } = &mut *self.scratch;
         let mut dec: ArrayVec<Decapped<B>, MAX_BURST> = ArrayVec::new();
         let mut gw = GatewayCache {
@@ -763,8 +777,10 @@ impl<B: PacketBuf> Pipeline<B> {
         let lean = self.lean && view.forward && extended.is_empty() && self.fast.src_v4.is_some();
         let mac = mac_word(view.mac);
         let (local, bloom) = (&self.fast.local_v4[..], self.fast.local_v4_bloom);
+        let lean_dec = self.lean && (plan.functions.etr || plan.functions.petr);
         let mut lean_pkts: ArrayVec<B, MAX_BURST> = ArrayVec::new();
-        for pkt in pkts.drain(..) {
+        let mut lean_dec_pkts: ArrayVec<B, MAX_BURST> = ArrayVec::new();
+        for mut pkt in pkts.drain(..) {
             rx_bytes += pkt.data().len() as u64;
             if lean && !pkt.is_chained() {
                 if let Some((dst, hash)) =
@@ -782,7 +798,26 @@ impl<B: PacketBuf> Pipeline<B> {
                 continue;
             }
             let slot = fwd.len();
-            match classify(pkt.data(), &view, &*self.fast, &mut infos[slot]) {
+            // LISP data to one of our RLOCs is recognised without the full classification,
+            // and the common case (IPv4 in IPv4, no locator-status-bits) stripped here too.
+            let class = if lean_dec && lean_decap_v4(pkt.data(), mac, &self.fast.rloc_v4) {
+                match lean_strip(plan, pkt) {
+                    Ok((p, dst, iid)) => {
+                        let k = lean_dec_pkts.len();
+                        lean_dec_dst[k] = dst;
+                        lean_dec_iid[k] = iid;
+                        lean_dec_pkts.push(p);
+                        continue;
+                    }
+                    Err(p) => {
+                        pkt = p;
+                        Class::Decap
+                    }
+                }
+            } else {
+                classify(pkt.data(), &view, &*self.fast, &mut infos[slot])
+            };
+            match class {
                 Class::Forward => {
                     if infos[slot].dst.is_ipv4() && !ipv4_header_ok(&pkt) {
                         self.st.counts.inc(Reason::DropBadChecksum);
@@ -817,6 +852,20 @@ impl<B: PacketBuf> Pipeline<B> {
         }
         self.st.counts.add(Reason::Rx, rx);
         self.st.counts.add(Reason::RxBytes, rx_bytes);
+        if !lean_dec_pkts.is_empty() {
+            let n = lean_dec_pkts.len();
+            neighbors.lookup_v4_batch(&lean_dec_dst[..n], &mut n4[..n]);
+            let mut ctx = self.st.ctx(&neighbors, &mut gw, now_ms);
+            for (i, pkt) in lean_dec_pkts.drain(..).enumerate() {
+                let d = Decapped {
+                    pkt,
+                    dst: IpAddr::V4(Ipv4Addr::from(lean_dec_dst[i])),
+                    iid: lean_dec_iid[i],
+                    status: None,
+                };
+                ctx.deliver(d, n4[i], out);
+            }
+        }
         if !dec.is_empty() {
             // The burst's next hops in one batch per family, so the lookups' cache misses
             // overlap.
@@ -828,9 +877,7 @@ impl<B: PacketBuf> Pipeline<B> {
                     IpAddr::V6(a) => v6.push(u128::from(a)),
                 }
             }
-            let mut n4 = [None; MAX_BURST];
             neighbors.lookup_v4_batch(&v4, &mut n4[..v4.len()]);
-            let mut n6 = [None; MAX_BURST];
             if !v6.is_empty() {
                 neighbors.lookup_v6_batch(&v6, &mut n6[..v6.len()]);
             }
@@ -1661,6 +1708,40 @@ fn decap_strip<B: PacketBuf>(plan: &Plan, mut pkt: B, counts: &mut Counts) -> Op
         iid,
         status,
     })
+}
+
+/// The lean path's decapsulation of a frame [`lean_decap_v4`] accepted, for the common case:
+/// IPv4 in IPv4 without locator-status-bits, to an instance with an EID port. Strips the frame
+/// to room for an Ethernet header and the inner packet and returns it with the inner
+/// destination and the instance-ID. `Err` hands the frame to [`decap_strip`], which then does
+/// (and counts) what it does with any frame: `decapsulate_v4` may have set the inner TTL and
+/// ECN already, as it would again (its changes are idempotent).
+#[inline(always)]
+fn lean_strip<B: PacketBuf>(plan: &Plan, mut pkt: B) -> Result<(B, u32, u32), B> {
+    let frame = &mut pkt.data_mut()[ETH_LEN..];
+    let Some(d) = encap::decapsulate_v4(frame) else {
+        return Err(pkt);
+    };
+    // decapsulate_v4 checked the inner header: at least 20 bytes.
+    let inner = &frame[d.inner_offset..];
+    let iid = d.iid.unwrap_or(0);
+    if d.lsb.is_some()
+        || inner.len() < 20
+        || inner[8] == 0
+        || !plan
+            .ports
+            .iter()
+            .any(|p| p.role == PortRole::Eid && p.iid == iid)
+    {
+        return Err(pkt);
+    }
+    let dst = u32::from_be_bytes([inner[16], inner[17], inner[18], inner[19]]);
+    let (inner_at, inner_len) = (ETH_LEN + d.inner_offset, d.inner_len);
+    if !pkt.adj(inner_at - ETH_LEN) {
+        return Err(pkt);
+    }
+    pkt.truncate(ETH_LEN + inner_len);
+    Ok((pkt, dst, iid))
 }
 
 impl Ctx<'_, '_> {
