@@ -1196,6 +1196,17 @@ fn outer_headers_per_rloc_survive_collisions_and_neighbour_changes() {
     r.run(EID, &frames, 1);
     check(&r.tx(RLOC), new_gw);
     assert_eq!(r.p.counts().get(Reason::Encap), 128);
+    // Outer headers outlive a burst while the neighbour table stays as it is; a neighbour
+    // removed is not used in the next burst.
+    r.run(EID, &frames, 2);
+    check(&r.tx(RLOC), new_gw);
+    r.neigh.remove(IpAddr::V4(rloc_of(0))).unwrap();
+    r.run(EID, &frames, 3);
+    let out = r.tx(RLOC);
+    assert_eq!(out.len(), 63);
+    assert!(out.iter().all(|f| f[30..34] != rloc_of(0).octets()));
+    assert_eq!(r.p.counts().get(Reason::DropNoNeighbor), 1);
+    assert_eq!(r.p.counts().get(Reason::Encap), 128 + 64 + 63);
 }
 
 #[test]

@@ -560,12 +560,12 @@ struct State<B> {
     memo: RlocMemo,
 }
 
-/// What every packet to one IPv4 RLOC shares, worked out once per burst: the port, the
-/// Ethernet header, and the outer IPv4 header's constant words.
+/// What every packet to one IPv4 RLOC shares, worked out once: the port, the Ethernet header,
+/// and the outer IPv4 header's constant words.
 #[derive(Clone, Copy, Default)]
 struct OuterV4 {
-    /// The burst it was made in; an older one is stale (the neighbour table may have changed).
-    burst: u64,
+    /// The memo's stamp when it was made; an older one is stale ([`RlocMemo`]).
+    stamp: u64,
     rloc: u32,
     port: usize,
     eth: [u8; ETH_LEN],
@@ -575,27 +575,41 @@ struct OuterV4 {
     sum: u32,
 }
 
-/// Slots of [`RlocMemo`]: direct-mapped by RLOC.
-const MEMO_SLOTS: usize = 64;
+/// Slots of [`RlocMemo`] (a power of two): direct-mapped by RLOC.
+const MEMO_BITS: u32 = 8;
+const MEMO_SLOTS: usize = 1 << MEMO_BITS;
 
-/// Per-burst memo of outer headers by IPv4 RLOC, so a burst's packets to one RLOC route and
-/// look up the next hop once. Slots of earlier bursts are ignored, not cleared.
+/// Memo of outer headers by IPv4 RLOC, so packets to one RLOC route and look up the next hop
+/// once, not once each. Valid while the neighbour table and the plan stay as they were: a
+/// change to either starts a new stamp, and slots of older stamps are ignored, not cleared.
 struct RlocMemo {
-    burst: u64,
+    stamp: u64,
+    /// The neighbour table's generation the stamp was started at.
+    neighbors_seen: u64,
     slots: Box<[OuterV4; MEMO_SLOTS]>,
 }
 
 impl RlocMemo {
     fn new() -> Self {
         RlocMemo {
-            burst: 1,
+            stamp: 1,
+            neighbors_seen: u64::MAX,
             slots: Box::new([OuterV4::default(); MEMO_SLOTS]),
+        }
+    }
+
+    /// Called once per burst: a new stamp when the neighbour table has changed.
+    #[inline(always)]
+    fn check(&mut self, neighbors_generation: u64) {
+        if neighbors_generation != self.neighbors_seen {
+            self.neighbors_seen = neighbors_generation;
+            self.stamp += 1;
         }
     }
 
     #[inline(always)]
     fn slot(rloc: u32) -> usize {
-        (rloc.wrapping_mul(0x9E37_79B1) >> 26) as usize % MEMO_SLOTS
+        (rloc.wrapping_mul(0x9E37_79B1) >> (32 - MEMO_BITS)) as usize
     }
 }
 
@@ -682,6 +696,8 @@ impl<B: PacketBuf> Pipeline<B> {
         debug_assert_eq!(p.plan.ports.len(), self.plan.ports.len());
         self.st.plan = Arc::clone(&p.plan);
         self.st.fast = Arc::clone(&p.fast);
+        // Routes, RLOCs and port MACs come from the plan: the outer headers are made anew.
+        self.st.memo.stamp += 1;
         self.plan = p.plan;
         self.fast = p.fast;
         self.views = p.views;
@@ -755,6 +771,7 @@ impl<B: PacketBuf> Pipeline<B> {
         };
         let neighbors = self.neighbors.snapshot();
         let cache = self.cache.snapshot();
+        self.st.memo.check(neighbors.generation());
         // Held packets whose mapping arrived go first: they are older than this burst.
         if !self.st.hold.is_empty() && now_ms >= self.st.next_hold_check {
             self.st.next_hold_check = now_ms + 1;
@@ -901,7 +918,6 @@ impl<B: PacketBuf> Pipeline<B> {
         if !lean_pkts.is_empty() {
             let n = lean_pkts.len();
             cache.resolve_v4_packed(iid, &lean_dst[..n], &lean_hash[..n], &mut lean_r4[..n]);
-            self.st.memo.burst += 1;
             let mut ctx = self.st.ctx(&neighbors, &mut gw, now_ms);
             let mut encaps = 0;
             for (i, pkt) in lean_pkts.drain(..).enumerate() {
@@ -937,7 +953,6 @@ impl<B: PacketBuf> Pipeline<B> {
         if !fwd.is_empty() {
             let n = fwd.len();
             resolve(&cache, iid, &infos[..n], r4, r6, at);
-            self.st.memo.burst += 1;
             let mut ctx = self.st.ctx(&neighbors, &mut gw, now_ms);
             let mut encaps = 0;
             for (i, pkt) in fwd.drain(..).enumerate() {
@@ -1335,10 +1350,10 @@ impl Ctx<'_, '_> {
     /// was written, would stall on store-to-load forwarding).
     #[inline(always)]
     fn outer_v4(&mut self, rloc: u32) -> Option<usize> {
-        let burst = self.memo.burst;
+        let stamp = self.memo.stamp;
         let at = RlocMemo::slot(rloc);
         let slot = &mut self.memo.slots[at];
-        if slot.burst == burst && slot.rloc == rloc {
+        if slot.stamp == stamp && slot.rloc == rloc {
             return Some(at);
         }
         let src = self.fast.src_v4?;
@@ -1360,7 +1375,7 @@ impl Ctx<'_, '_> {
         let mut eth = [0u8; ETH_LEN];
         write_eth(&mut eth, mac, self.plan.ports[port].mac, ETHERTYPE_IPV4);
         *slot = OuterV4 {
-            burst,
+            stamp,
             rloc,
             port,
             eth,

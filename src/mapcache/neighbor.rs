@@ -45,6 +45,10 @@ struct Shared {
     v4: LpmShared<u32>,
     v6: LpmShared<u128>,
     values: Chunked<AtomicU64>,
+    /// Bumped after every change (a neighbour added, changed or removed): readers that keep
+    /// what they derived from the table (the workers' outer headers per RLOC) know when to
+    /// throw it away.
+    generation: AtomicU64,
 }
 
 /// Creates a neighbour table for up to `capacity` neighbours and `max_readers` workers.
@@ -66,6 +70,7 @@ pub fn neighbor_table(capacity: u32, max_readers: usize) -> Result<NeighborWrite
             v4: LpmShared::new(16, 1, v4_groups).ok_or_else(no_memory)?,
             v6: LpmShared::new(16, 1, v6_groups).ok_or_else(no_memory)?,
             values: Chunked::new(ids, 12),
+            generation: AtomicU64::new(0),
         }),
         lpm4: LpmWriter::new(v4_groups),
         lpm6: LpmWriter::new(v6_groups),
@@ -144,10 +149,13 @@ impl NeighborWriter {
             self.roots = true;
         }
         if let Some((id, n)) = self.ids.get_mut(&ip) {
-            if let Some(w) = self.shared.values.get(*id as usize) {
-                w.store(neighbor.word(), Ordering::Release);
+            if *n != neighbor {
+                if let Some(w) = self.shared.values.get(*id as usize) {
+                    w.store(neighbor.word(), Ordering::Release);
+                }
+                *n = neighbor;
+                self.shared.generation.fetch_add(1, Ordering::Release);
             }
-            *n = neighbor;
             return Ok(());
         }
         if self.ids.len() as u32 >= self.capacity {
@@ -178,6 +186,7 @@ impl NeighborWriter {
         match res {
             Ok(_) => {
                 self.ids.insert(ip, (id, neighbor));
+                self.shared.generation.fetch_add(1, Ordering::Release);
                 Ok(())
             }
             Err(LpmError::NoGroups) | Err(LpmError::Invalid) => {
@@ -206,6 +215,7 @@ impl NeighborWriter {
                 retired.extend(groups.into_iter().map(Retired::Group6));
             }
         }
+        self.shared.generation.fetch_add(1, Ordering::Release);
         let epoch = self.shared.qsbr.advance();
         self.limbo.extend(retired.into_iter().map(|r| (epoch, r)));
         Some(n)
@@ -269,6 +279,13 @@ pub struct NeighborSnapshot<'a> {
 }
 
 impl NeighborSnapshot<'_> {
+    /// The table's generation: it changes after every change to the table, so two equal
+    /// values mean nothing a reader derived in between is out of date.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Acquire)
+    }
+
     /// The neighbour `ip`, if known.
     #[inline]
     pub fn lookup(&self, ip: IpAddr) -> Option<Neighbor> {
