@@ -129,7 +129,7 @@ impl Pair {
             IpsecMode::Libipsec,
             creds.as_ref(),
         );
-        set_start_action(&mut conn, "trap");
+        set_in_conn(&mut conn, "start_action", "trap");
         c.call("load-conn", conn).expect("connection (cloud)");
     }
 
@@ -149,28 +149,6 @@ impl Pair {
 impl Drop for Pair {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Sets every child's `start_action`.
-fn set_start_action(conn: &mut Section, action: &str) {
-    for (_, ike) in &mut conn.entries {
-        let Value::Section(ike) = ike else { continue };
-        for (k, children) in &mut ike.entries {
-            let (true, Value::Section(children)) = (k == "children", children) else {
-                continue;
-            };
-            for (_, child) in &mut children.entries {
-                let Value::Section(child) = child else {
-                    continue;
-                };
-                for (ck, cv) in &mut child.entries {
-                    if ck == "start_action" {
-                        *cv = Value::Str(action.as_bytes().to_vec());
-                    }
-                }
-            }
-        }
     }
 }
 
@@ -406,17 +384,25 @@ fn peers_added_changed_and_removed_live_leave_the_other_peers_sa_alone() {
     m.stop();
 }
 
-/// Adds `key = value` to the IKE SA of `conn`.
+/// Sets `key = value` in `section`, replacing what it had.
+fn set(section: &mut Section, key: &str, value: &str) {
+    let v = Value::Str(value.as_bytes().to_vec());
+    match section.entries.iter_mut().find(|(k, _)| k == key) {
+        Some((_, old)) => *old = v,
+        None => section.entries.push((key.to_string(), v)),
+    }
+}
+
+/// Sets `key = value` in the IKE SA of `conn`.
 fn set_ike(conn: &mut Section, key: &str, value: &str) {
     for (_, ike) in &mut conn.entries {
         if let Value::Section(ike) = ike {
-            ike.entries
-                .push((key.to_string(), Value::Str(value.as_bytes().to_vec())));
+            set(ike, key, value);
         }
     }
 }
 
-/// Adds `key = value` to every child of `conn`.
+/// Sets `key = value` in every child of `conn`.
 fn set_in_conn(conn: &mut Section, key: &str, value: &str) {
     for (_, ike) in &mut conn.entries {
         let Value::Section(ike) = ike else { continue };
@@ -426,9 +412,7 @@ fn set_in_conn(conn: &mut Section, key: &str, value: &str) {
             };
             for (_, child) in &mut children.entries {
                 if let Value::Section(child) = child {
-                    child
-                        .entries
-                        .push((key.to_string(), Value::Str(value.as_bytes().to_vec())));
+                    set(child, key, value);
                 }
             }
         }
@@ -451,7 +435,7 @@ fn rekeys_keep_the_peer_up_and_a_rekeyed_child_going_down_takes_it_down() {
             IpsecMode::Libipsec,
             None,
         );
-        set_start_action(&mut conn, "trap");
+        set_in_conn(&mut conn, "start_action", "trap");
         set_in_conn(&mut conn, "rekey_time", "3s");
         set_in_conn(&mut conn, "life_time", "30s");
         set_ike(&mut conn, "rekey_time", "5s");
