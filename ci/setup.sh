@@ -24,6 +24,8 @@ PACKAGES=(
   strongswan-charon strongswan-libcharon libcharon-extra-plugins strongswan-swanctl
   # certificates made at test time (tests/ipsec_sa.rs); util-linux's unshare probes the kernel
   openssl util-linux
+  # systemd-analyze checks the shipped unit (tests/systemd_unit.rs)
+  systemd
   git ca-certificates
 )
 
