@@ -123,8 +123,8 @@ fn main() -> ExitCode {
             };
             let socket = match (socket, config) {
                 (Some(s), _) => s,
-                (None, Some(c)) => match config::load_file(&c) {
-                    Ok(cfg) => PathBuf::from(cfg.control.socket),
+                (None, Some(c)) => match config::control_socket(&c) {
+                    Ok(s) => PathBuf::from(s),
                     Err(e) => {
                         eprintln!("{e}");
                         return ExitCode::from(1);

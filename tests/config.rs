@@ -956,3 +956,38 @@ fn ipsec_identities_go_with_certificates_and_rloc_ranges_keep_off_ike() {
         ]
     );
 }
+
+/// `pxtr ctl --config` reads only `control.socket`: an operator who may use the socket but
+/// not read the IPsec private key (or a file whose other keys are wrong) still reaches it.
+#[test]
+fn ctl_takes_only_the_socket_from_the_config_file() {
+    let dir = std::env::temp_dir().join(format!("pxtr-ctl-socket-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("pxtr.toml");
+    let text = "[control]\nsocket = \"/run/pxtr/edge.sock\"\n\n[[ipsec.peers]]\nname = \"x\"\n\
+                auth = \"pubkey\"\nprivate_key = \"/nonexistent/key.pem\"\n";
+    std::fs::write(&file, text).unwrap();
+    assert!(
+        config::load_file(&file).is_err(),
+        "the file is not a valid config"
+    );
+    assert_eq!(
+        config::control_socket(&file).unwrap(),
+        "/run/pxtr/edge.sock"
+    );
+    std::fs::write(&file, "[dataplane]\nburst = 32\n").unwrap();
+    assert_eq!(
+        config::control_socket(&file).unwrap(),
+        config::Control::default().socket
+    );
+    std::fs::write(&file, "[control]\nsocket = 7\n").unwrap();
+    match config::control_socket(&file) {
+        Err(ConfigError::Invalid { issues, .. }) => {
+            assert_eq!(issues[0].path, "control.socket");
+            assert_eq!(issues[0].line, Some(2));
+            assert_eq!(issues[0].value.as_deref(), Some("7"));
+        }
+        other => panic!("expected control.socket to be refused: {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -85,6 +85,48 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
     load_str(&text, path, None)
 }
 
+/// The ctl socket a configuration file names (`control.socket`, or its `PXTR_CONTROL__SOCKET`
+/// override, or the default), for `pxtr ctl --config`. Only that key is read: the rest is the
+/// running appliance's business, and validating it would need what an operator need not have
+/// (read access to the IPsec private keys, for one).
+pub fn control_socket(path: &Path) -> Result<String, ConfigError> {
+    if let Ok(s) = std::env::var(format!("{ENV_PREFIX}_CONTROL{ENV_SEPARATOR}SOCKET")) {
+        return Ok(s);
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        file: path.to_owned(),
+        source,
+    })?;
+    let doc = ImDocument::parse(text.clone()).map_err(|e| {
+        let (line, column) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
+        ConfigError::Syntax {
+            file: path.to_owned(),
+            line,
+            column,
+            message: e.message().trim().to_owned(),
+        }
+    })?;
+    match doc.get("control").and_then(|c| c.get("socket")) {
+        None => Ok(super::Control::default().socket),
+        Some(v) => v
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| ConfigError::Invalid {
+                file: path.to_owned(),
+                issues: vec![Issue {
+                    path: "control.socket".into(),
+                    value: v
+                        .span()
+                        .and_then(|r| text.get(r))
+                        .map(|t| t.trim().to_owned()),
+                    message: "expected a string (a file path)".into(),
+                    line: line_of(&doc, &text, &parse_path("control.socket")),
+                    env_var: None,
+                }],
+            }),
+    }
+}
+
 /// Loads and validates configuration text; `origin` names it in errors. `env` replaces the
 /// process environment as the source of `PXTR_*` overrides when given (tests).
 pub fn load_str(

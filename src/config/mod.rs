@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 pub use diff::{diff, Change, Diff, LIVE};
 pub use error::{ConfigError, Issue};
-pub use load::{load_file, load_str, ENV_PREFIX};
+pub use load::{control_socket, load_file, load_str, ENV_PREFIX};
 pub use model::*;
 pub use validate::{MAX_BURST, MAX_IID, MAX_LCORE};
 
