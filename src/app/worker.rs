@@ -77,8 +77,8 @@ impl Worker {
         let mut sleep = Duration::from_micros(1);
         let mut next_rx = 0;
         while !self.stop.is_stopped() {
-            // One load of a line that is written only on a reload; the old plan is freed
-            // by the control core, which keeps it until every worker has let go.
+            // Two loads of lines written only on a reload (see `take_plan`); the old plan is
+            // freed by the control core, which keeps it until every worker has let go.
             if let Some(q) = &self.plans {
                 self.pipeline.take_plan(q);
             }

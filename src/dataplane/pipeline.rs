@@ -705,10 +705,14 @@ impl<B: PacketBuf> Pipeline<B> {
 
     /// Takes the newest plan waiting in `queue` (what the control core published on a
     /// reload), if any: the worker calls it between two bursts, so the next burst runs it.
-    /// Usually one empty pop of a queue written only on a reload; no allocation, no lock. A
-    /// plan passed over (two reloads between two bursts) is only let go of here: its
-    /// publisher still holds it and frees it.
+    /// Usually two loads of lines written only on a reload (`is_empty`; an empty `pop` would
+    /// run a full memory fence every call); no allocation, no lock. A plan passed over (two
+    /// reloads between two bursts) is only let go of here: its publisher still holds it and
+    /// frees it.
     pub fn take_plan(&mut self, queue: &ArrayQueue<PreparedPlan>) -> bool {
+        if queue.is_empty() {
+            return false;
+        }
         let mut newest = None;
         while let Some(p) = queue.pop() {
             newest = Some(p);
