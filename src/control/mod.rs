@@ -177,15 +177,13 @@ fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The wire algorithm of a configured key-id.
 /// Whether `p` is inside `filter` or covers it (no filter: every prefix) — what `pxtr ctl`'s
 /// prefix filters select.
 pub fn prefix_overlaps(filter: Option<IpNet>, p: &IpNet) -> bool {
-    filter.map_or(true, |f| {
-        f.contains(p) || (p.contains(&f.network()) && p.prefix_len() <= f.prefix_len())
-    })
+    filter.map_or(true, |f| f.contains(p) || p.contains(&f))
 }
 
+/// The wire algorithm of a configured key-id.
 pub fn algorithm(k: KeyId) -> Algorithm {
     match k {
         KeyId::HmacSha1_96 => Algorithm::HmacSha1_96,
@@ -254,6 +252,19 @@ pub fn eid_prefix(eid: &Address, mask_len: u8) -> Option<(u32, IpNet)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefix_filters_select_what_is_inside_or_covers() {
+        let n = |s: &str| s.parse::<IpNet>().unwrap();
+        let f = Some(n("10.2.0.0/16"));
+        assert!(prefix_overlaps(None, &n("192.0.2.0/24")));
+        assert!(prefix_overlaps(f, &n("10.2.3.0/24")), "inside");
+        assert!(prefix_overlaps(f, &n("10.2.0.0/16")), "the same");
+        assert!(prefix_overlaps(f, &n("10.0.0.0/8")), "covers");
+        assert!(!prefix_overlaps(f, &n("10.3.0.0/16")), "beside");
+        assert!(!prefix_overlaps(f, &n("10.3.0.0/24")), "beside, longer");
+        assert!(!prefix_overlaps(f, &n("2001:db8::/32")), "other family");
+    }
 
     #[test]
     fn nonces_are_distinct_and_never_zero() {
