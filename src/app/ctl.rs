@@ -159,7 +159,11 @@ pub(super) fn answer(
             };
             let mut by_site: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
             for r in ms.registrations() {
-                by_site.entry(r.site).or_default().push(json!({
+                let listed = by_site.entry(r.site).or_default();
+                if listed.len() >= MAX_LISTED {
+                    continue;
+                }
+                listed.push(json!({
                     "iid": r.iid,
                     "prefix": r.prefix.to_string(),
                     "registrant": format!("{}:{}", r.registrant, r.registrant_port),
@@ -186,13 +190,7 @@ pub(super) fn answer(
                             "prefix": p.prefix.to_string(),
                             "accept_more_specifics": p.accept_more_specifics,
                         })).collect::<Vec<_>>(),
-                        "registrations": by_site
-                            .remove(s.name.as_str())
-                            .map(|mut r| {
-                                r.truncate(MAX_LISTED);
-                                r
-                            })
-                            .unwrap_or_default(),
+                        "registrations": by_site.remove(s.name.as_str()).unwrap_or_default(),
                     })
                 })
                 .collect();
@@ -216,13 +214,14 @@ pub(super) fn answer(
                     })
                 })
                 .collect();
-            let mut hosts: Vec<Value> = etr
-                .hosts()
+            let mut hosts: Vec<_> = etr.hosts().collect();
+            hosts.sort_by_key(|&(iid, ip, _)| (iid, ip));
+            let hosts: Vec<Value> = hosts
+                .into_iter()
                 .map(|(iid, ip, since)| {
                     json!({ "iid": iid, "eid": ip.to_string(), "uptime_s": secs(now_ms.saturating_sub(since)) })
                 })
                 .collect();
-            hosts.sort_by_key(|h| (h["iid"].as_u64(), h["eid"].as_str().map(str::to_owned)));
             let servers: Vec<Value> = etr
                 .map_servers()
                 .map(|(addr, st)| {
@@ -244,8 +243,11 @@ pub(super) fn answer(
             let Some(h) = running.control.plane.hosts.as_ref() else {
                 return Err("no EID port here: no hosts are detected".into());
             };
-            let mut rows: Vec<Value> = h
-                .neighbors()
+            // Dynamic EIDs first, each group in address order; the first MAX_LISTED only.
+            let (first, total) =
+                first_in_order(h.neighbors(), MAX_LISTED, |x| (x.iid.is_none(), x.ip));
+            let rows: Vec<Value> = first
+                .into_iter()
                 .map(|x| {
                     json!({
                         "iid": x.iid,
@@ -262,18 +264,10 @@ pub(super) fn answer(
                     })
                 })
                 .collect();
-            rows.sort_by_key(|r| {
-                (
-                    !r["dynamic"].as_bool().unwrap_or(false),
-                    r["ip"].as_str().map(str::to_owned),
-                )
-            });
             let moved: Vec<Value> = h
                 .moved_away()
                 .map(|(iid, ip)| json!({ "iid": iid, "ip": ip.to_string() }))
                 .collect();
-            let total = rows.len();
-            rows.truncate(MAX_LISTED);
             Ok(json!({ "total": total, "hosts": rows, "moved_away": moved }))
         }
         Request::ShowNeighbors => {
@@ -283,10 +277,14 @@ pub(super) fn answer(
                 .map(|(n, p)| (p.id(), n.clone()))
                 .collect();
             let statics = &running.control.static_neighbors;
-            let mut rows: Vec<Value> = running
-                .control
-                .neighbors
-                .entries()
+            // In address order (as addresses, not as text), the first MAX_LISTED only.
+            let (first, total) = first_in_order(
+                running.control.neighbors.entries(),
+                MAX_LISTED,
+                |(ip, _)| *ip,
+            );
+            let rows: Vec<Value> = first
+                .into_iter()
                 .map(|(ip, n)| {
                     json!({
                         "ip": ip.to_string(),
@@ -296,9 +294,6 @@ pub(super) fn answer(
                     })
                 })
                 .collect();
-            rows.sort_by_key(|r| r["ip"].as_str().map(str::to_owned));
-            let total = rows.len();
-            rows.truncate(MAX_LISTED);
             Ok(json!({ "total": total, "neighbors": rows }))
         }
         Request::ShowStats => {
