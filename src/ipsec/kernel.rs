@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
@@ -304,7 +305,13 @@ pub struct Tunnels {
     ip: Ip,
     mode: IpsecMode,
     peers: BTreeMap<String, PeerTunnel>,
+    /// When [`Tunnels::poll`] may run `ip` again for peers not set up yet.
+    next_attempt: Option<Instant>,
 }
+
+/// Least time between two setup attempts for peers not set up yet: each runs `ip` commands,
+/// and the manager polls after every SA event and every second.
+const SETUP_RETRY: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Default)]
 struct PeerTunnel {
@@ -332,6 +339,7 @@ impl Tunnels {
             ip,
             mode,
             peers: BTreeMap::new(),
+            next_attempt: None,
         }
     }
 
@@ -368,6 +376,8 @@ impl Tunnels {
     /// charon (re)started: `ipsec0` is a new device and the routes into the old one went with
     /// it; set them up again.
     pub fn charon_restarted(&mut self) {
+        // A new charon: set up again at once, whenever the last attempt was.
+        self.next_attempt = None;
         if self.mode == IpsecMode::Libipsec {
             for p in self.peers.values_mut() {
                 p.ready = false;
@@ -385,12 +395,17 @@ impl Tunnels {
 
     /// Sets up what is missing for `peers`: in libipsec mode the routes into `ipsec0` once it
     /// exists, in xfrm mode each peer's XFRM interface and routes once the underlay toward
-    /// its IKE address is known. Errors are logged (once each) and tried again on the next
-    /// call.
+    /// its IKE address is known. Errors are logged (once each) and tried again on a call at
+    /// least [`SETUP_RETRY`] later.
     pub fn poll(&mut self, peers: &[IpsecPeer]) {
         if peers.iter().all(|p| self.ready(&p.name)) {
             return;
         }
+        let now = Instant::now();
+        if self.next_attempt.is_some_and(|t| now < t) {
+            return;
+        }
+        self.next_attempt = Some(now + SETUP_RETRY);
         if self.mode == IpsecMode::Libipsec && self.ip.run(&link_show(LIBIPSEC_TUN)).is_err() {
             return;
         }
