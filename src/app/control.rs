@@ -156,6 +156,15 @@ pub struct PeerState {
     pub changes: u64,
 }
 
+/// The RLOC ranges of the peers that are down (an SA not up), as the ITR keys them.
+fn down_ranges(peers: &[TrackedPeer]) -> std::collections::BTreeSet<ipnet::IpNet> {
+    peers
+        .iter()
+        .filter(|p| !p.state.up)
+        .flat_map(|p| p.ranges.iter().map(|r| r.trunc()))
+        .collect()
+}
+
 impl Control {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -284,10 +293,12 @@ impl Control {
         peers: Vec<(String, Vec<ipnet::IpNet>)>,
         now_ms: u64,
     ) {
-        for r in peers.iter().flat_map(|(_, r)| r) {
-            self.plane
-                .set_range_reachable(*r, false, now_ms, &mut self.outbox);
-        }
+        let ranges: Vec<_> = peers
+            .iter()
+            .flat_map(|(_, r)| r.iter().map(|r| (*r, false)))
+            .collect();
+        self.plane
+            .set_ranges_reachable(&ranges, now_ms, &mut self.outbox);
         self.ipsec_peers = peers
             .into_iter()
             .map(|(name, ranges)| TrackedPeer {
@@ -315,13 +326,7 @@ impl Control {
         diff: &crate::ipsec::PeerDiff,
         now_ms: u64,
     ) {
-        let down = |list: &[TrackedPeer]| -> std::collections::BTreeSet<ipnet::IpNet> {
-            list.iter()
-                .filter(|p| !p.state.up)
-                .flat_map(|p| p.ranges.iter().map(|r| r.trunc()))
-                .collect()
-        };
-        let before = down(&self.ipsec_peers);
+        let before = down_ranges(&self.ipsec_peers);
         let next: Vec<TrackedPeer> = peers
             .into_iter()
             .map(|(name, ranges)| {
@@ -347,16 +352,8 @@ impl Control {
                 }
             })
             .collect();
-        let after = down(&next);
         self.ipsec_peers = next;
-        for r in after.difference(&before) {
-            self.plane
-                .set_range_reachable(*r, false, now_ms, &mut self.outbox);
-        }
-        for r in before.difference(&after) {
-            self.plane
-                .set_range_reachable(*r, true, now_ms, &mut self.outbox);
-        }
+        self.apply_down_ranges(&before, now_ms);
         self.perform(now_ms);
     }
 
@@ -399,6 +396,10 @@ impl Control {
             return false;
         };
         let changes: Vec<SaChange> = rx.try_iter().collect();
+        if changes.is_empty() {
+            return false;
+        }
+        let before = down_ranges(&self.ipsec_peers);
         for c in &changes {
             let (name, up) = match c {
                 SaChange::Up(n) => (n, true),
@@ -420,13 +421,27 @@ impl Control {
                     changes: p.state.changes + 1,
                 };
             }
-            let ranges = p.ranges.clone();
-            for r in ranges {
-                self.plane
-                    .set_range_reachable(r, up, now_ms, &mut self.outbox);
-            }
         }
-        !changes.is_empty()
+        self.apply_down_ranges(&before, now_ms);
+        true
+    }
+
+    /// Makes the RLOC ranges' reachability follow the peers' states, given the ranges that were
+    /// down (`before`, [`down_ranges`]): a range is unreachable while any peer covering it is
+    /// down, and only ranges whose state changed are touched.
+    fn apply_down_ranges(
+        &mut self,
+        before: &std::collections::BTreeSet<ipnet::IpNet>,
+        now_ms: u64,
+    ) {
+        let after = down_ranges(&self.ipsec_peers);
+        let changes: Vec<_> = after
+            .difference(before)
+            .map(|r| (*r, false))
+            .chain(before.difference(&after).map(|r| (*r, true)))
+            .collect();
+        self.plane
+            .set_ranges_reachable(&changes, now_ms, &mut self.outbox);
     }
 
     /// Takes LISP control messages on a kernel UDP socket bound to `addr` (a Map-Server

@@ -402,13 +402,25 @@ impl ControlPlane {
         self.settle(now_ms, out);
     }
 
-    /// RLOCs in `range` became reachable or not from outside (the IPsec SA to their xTR).
-    pub fn set_range_reachable(&mut self, range: IpNet, up: bool, now_ms: u64, out: &mut Outbox) {
-        if let Some(itr) = &mut self.itr {
-            itr.set_range_reachable(range, up, out);
+    /// RLOCs in each range became reachable (`true`) or not from outside (the IPsec SA to
+    /// their xTR).
+    pub fn set_ranges_reachable(
+        &mut self,
+        ranges: &[(IpNet, bool)],
+        now_ms: u64,
+        out: &mut Outbox,
+    ) {
+        if ranges.is_empty() {
+            return;
         }
-        // A tunnel just came up: registrations lost while it was down need not wait a minute.
-        if up {
+        if let Some(itr) = &mut self.itr {
+            for &(range, up) in ranges {
+                itr.set_range_reachable(range, up, out);
+            }
+        }
+        // A tunnel just came up: registrations lost while it was down need not wait a minute
+        // (one round, however many ranges came up).
+        if ranges.iter().any(|&(_, up)| up) {
             if let Some(etr) = &mut self.etr {
                 etr.register_now(now_ms, out);
             }
