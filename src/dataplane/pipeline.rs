@@ -537,6 +537,10 @@ struct Scratch {
     /// The lean path's decapsulated packets: inner destination, instance-ID.
     lean_dec_dst: [u32; MAX_BURST],
     lean_dec_iid: [u32; MAX_BURST],
+    /// Per lean decapsulated packet, its slot in the host memo, or [`NO_SLOT`] for a lookup.
+    lean_dec_at: [u16; MAX_BURST],
+    /// The inner destinations the host memo did not know, to look up in one batch.
+    lean_dec_miss: [u32; MAX_BURST],
     /// The next hops of a burst's decapsulated packets, IPv4 and IPv6.
     n4: [Option<Neighbor>; MAX_BURST],
     n6: [Option<Neighbor>; MAX_BURST],
@@ -579,14 +583,63 @@ struct OuterV4 {
 const MEMO_BITS: u32 = 8;
 const MEMO_SLOTS: usize = 1 << MEMO_BITS;
 
+/// Where decapsulated IPv4 packets to one host of one instance go, worked out once by
+/// [`Ctx::deliver`]: the port, the Ethernet header and the port's MTU.
+#[derive(Clone, Copy, Default)]
+struct HostV4 {
+    /// The memo's stamp when it was made; an older one is stale ([`RlocMemo`]).
+    stamp: u64,
+    /// [`HostV4::key`] of the inner destination and instance-ID.
+    key: u64,
+    eth: [u8; ETH_LEN],
+    port: u16,
+    /// The largest IP packet the port sends unfragmented.
+    mtu: u16,
+}
+
+impl HostV4 {
+    #[inline(always)]
+    fn key(dst: u32, iid: u32) -> u64 {
+        u64::from(iid) << 32 | u64::from(dst)
+    }
+
+    #[inline(always)]
+    fn slot(dst: u32, iid: u32) -> usize {
+        (dst.wrapping_add(iid.wrapping_mul(0x0100_0193))
+            .wrapping_mul(0x9E37_79B1)
+            >> (32 - HOST_MEMO_BITS)) as usize
+    }
+}
+
+/// Slots of the host memo (a power of two): direct-mapped by destination and instance-ID.
+const HOST_MEMO_BITS: u32 = 10;
+const HOST_MEMO_SLOTS: usize = 1 << HOST_MEMO_BITS;
+/// No host memo slot: the packet's neighbour is looked up.
+const NO_SLOT: u16 = u16::MAX;
+/// Bursts the host memo is set aside for when it does not pay.
+const HOST_MEMO_REST: u32 = 64;
+/// Bursts it is kept after a rest (or a new plan or neighbour), however few packets hit: the
+/// first fills it.
+const HOST_MEMO_GRACE: u32 = 2;
+
 /// Memo of outer headers by IPv4 RLOC, so packets to one RLOC route and look up the next hop
-/// once, not once each. Valid while the neighbour table and the plan stay as they were: a
-/// change to either starts a new stamp, and slots of older stamps are ignored, not cleared.
+/// once, not once each; and of the next hops of decapsulated packets by inner IPv4
+/// destination, so packets to one host look up its neighbour once. Valid while the neighbour
+/// table and the plan stay as they were: a change to either starts a new stamp, and slots of
+/// older stamps are ignored, not cleared.
 struct RlocMemo {
     stamp: u64,
     /// The neighbour table's generation the stamp was started at.
     neighbors_seen: u64,
     slots: Box<[OuterV4; MEMO_SLOTS]>,
+    hosts: Box<[HostV4; HOST_MEMO_SLOTS]>,
+    /// Bursts left before the host memo is consulted again: 0 while it is in use. Traffic
+    /// to more hosts than it holds gains nothing from it and pays its misses, so a burst
+    /// where fewer than a quarter of the packets hit sets it aside for [`HOST_MEMO_REST`]
+    /// bursts.
+    hosts_rest: u32,
+    /// Bursts the host memo is kept whatever its hits: after a rest it has to fill first.
+    hosts_grace: u32,
 }
 
 impl RlocMemo {
@@ -595,6 +648,33 @@ impl RlocMemo {
             stamp: 1,
             neighbors_seen: u64::MAX,
             slots: Box::new([OuterV4::default(); MEMO_SLOTS]),
+            hosts: Box::new([HostV4::default(); HOST_MEMO_SLOTS]),
+            hosts_rest: 0,
+            hosts_grace: HOST_MEMO_GRACE,
+        }
+    }
+
+    /// Whether this burst consults the host memo.
+    #[inline(always)]
+    fn hosts_in_use(&mut self) -> bool {
+        if self.hosts_rest == 0 {
+            return true;
+        }
+        self.hosts_rest -= 1;
+        if self.hosts_rest == 0 {
+            self.hosts_grace = HOST_MEMO_GRACE;
+            return true;
+        }
+        false
+    }
+
+    /// A burst that consulted the host memo: `hits` of `n` packets were sent from it.
+    #[inline(always)]
+    fn hosts_judge(&mut self, hits: usize, n: usize) {
+        if self.hosts_grace > 0 {
+            self.hosts_grace -= 1;
+        } else if hits * 4 < n {
+            self.hosts_rest = HOST_MEMO_REST;
         }
     }
 
@@ -603,7 +683,15 @@ impl RlocMemo {
     fn check(&mut self, neighbors_generation: u64) {
         if neighbors_generation != self.neighbors_seen {
             self.neighbors_seen = neighbors_generation;
-            self.stamp += 1;
+            self.renew();
+        }
+    }
+
+    /// Starts a new stamp: every slot made before is stale.
+    fn renew(&mut self) {
+        self.stamp += 1;
+        if self.hosts_rest == 0 {
+            self.hosts_grace = HOST_MEMO_GRACE;
         }
     }
 
@@ -660,6 +748,8 @@ impl<B: PacketBuf> Pipeline<B> {
                 lean_r4: [Packed::MISS; MAX_BURST],
                 lean_dec_dst: [0; MAX_BURST],
                 lean_dec_iid: [0; MAX_BURST],
+                lean_dec_at: [NO_SLOT; MAX_BURST],
+                lean_dec_miss: [0; MAX_BURST],
                 n4: [None; MAX_BURST],
                 n6: [None; MAX_BURST],
             }),
@@ -697,7 +787,7 @@ impl<B: PacketBuf> Pipeline<B> {
         self.st.plan = Arc::clone(&p.plan);
         self.st.fast = Arc::clone(&p.fast);
         // Routes, RLOCs and port MACs come from the plan: the outer headers are made anew.
-        self.st.memo.stamp += 1;
+        self.st.memo.renew();
         self.plan = p.plan;
         self.fast = p.fast;
         self.views = p.views;
@@ -765,6 +855,8 @@ impl<B: PacketBuf> Pipeline<B> {
             lean_r4,
             lean_dec_dst,
             lean_dec_iid,
+            lean_dec_at,
+            lean_dec_miss,
             n4,
             n6,
         } = &mut *self.scratch;
@@ -874,18 +966,62 @@ impl<B: PacketBuf> Pipeline<B> {
         self.st.counts.add(Reason::Rx, rx);
         self.st.counts.add(Reason::RxBytes, rx_bytes);
         if !lean_dec_pkts.is_empty() {
+            // Hosts the memo knows are sent from it; the others' neighbours are looked up in
+            // one batch. Then every packet goes in the order received.
             let n = lean_dec_pkts.len();
-            neighbors.lookup_v4_batch(&lean_dec_dst[..n], &mut n4[..n]);
+            let use_memo = self.st.memo.hosts_in_use();
+            let mut misses = 0;
+            if use_memo {
+                let stamp = self.st.memo.stamp;
+                let hosts = &self.st.memo.hosts;
+                for (i, pkt) in lean_dec_pkts.iter().enumerate() {
+                    let (dst, iid) = (lean_dec_dst[i], lean_dec_iid[i]);
+                    let at = HostV4::slot(dst, iid);
+                    let h = &hosts[at];
+                    let ip_len = pkt.data().len().saturating_sub(ETH_LEN);
+                    if h.stamp == stamp
+                        && h.key == HostV4::key(dst, iid)
+                        && ip_len <= usize::from(h.mtu)
+                    {
+                        lean_dec_at[i] = at as u16;
+                    } else {
+                        lean_dec_at[i] = NO_SLOT;
+                        lean_dec_miss[misses] = dst;
+                        misses += 1;
+                    }
+                }
+                self.st.memo.hosts_judge(n - misses, n);
+                if misses > 0 {
+                    neighbors.lookup_v4_batch(&lean_dec_miss[..misses], &mut n4[..misses]);
+                }
+            } else {
+                neighbors.lookup_v4_batch(&lean_dec_dst[..n], &mut n4[..n]);
+            }
             let mut ctx = self.st.ctx(&neighbors, &mut gw, now_ms);
-            for (i, pkt) in lean_dec_pkts.drain(..).enumerate() {
+            let (mut looked_up, mut decaps) = (0, 0);
+            for (i, mut pkt) in lean_dec_pkts.drain(..).enumerate() {
+                let (dst, iid) = (lean_dec_dst[i], lean_dec_iid[i]);
+                if use_memo && lean_dec_at[i] != NO_SLOT {
+                    let h = &ctx.memo.hosts[usize::from(lean_dec_at[i])];
+                    let port = usize::from(h.port);
+                    pkt.data_mut()[..ETH_LEN].copy_from_slice(&h.eth);
+                    decaps += 1;
+                    ctx.send(port, pkt, out);
+                    continue;
+                }
                 let d = Decapped {
                     pkt,
-                    dst: IpAddr::V4(Ipv4Addr::from(lean_dec_dst[i])),
-                    iid: lean_dec_iid[i],
+                    dst: IpAddr::V4(Ipv4Addr::from(dst)),
+                    iid,
                     status: None,
                 };
-                ctx.deliver(d, n4[i], out);
+                let sent = ctx.deliver(d, n4[looked_up], out);
+                looked_up += 1;
+                if let (true, Some((port, mac))) = (use_memo, sent) {
+                    ctx.remember_host(dst, iid, port, mac);
+                }
             }
+            ctx.counts.add(Reason::Decap, decaps);
         }
         if !dec.is_empty() {
             // The burst's next hops in one batch per family, so the lookups' cache misses
@@ -915,7 +1051,7 @@ impl<B: PacketBuf> Pipeline<B> {
                         n6[i6 - 1]
                     }
                 };
-                ctx.deliver(d, n, out);
+                let _ = ctx.deliver(d, n, out);
             }
         }
         let mut missed: ArrayVec<(B, IpInfo), MAX_BURST> = ArrayVec::new();
@@ -1767,12 +1903,15 @@ impl Ctx<'_, '_> {
     /// Sends a decapsulated packet on: to its neighbour (`neighbor`, looked up for the burst);
     /// else, on an EID subnet, asks for the host's MAC and drops; else to the gateway of an EID
     /// port of the instance (routed enterprise sites), else (PETR) out of the RLOC side.
+    /// Returns the port and next-hop MAC when the packet went out whole: what any packet of
+    /// that instance to that destination that fits the port's MTU would get, until the
+    /// neighbour table or the plan changes.
     fn deliver<B: PacketBuf>(
         &mut self,
         d: Decapped<B>,
         neighbor: Option<crate::mapcache::Neighbor>,
         out: &mut Outputs<B>,
-    ) {
+    ) -> Option<(usize, [u8; 6])> {
         let Decapped {
             mut pkt, dst, iid, ..
         } = d;
@@ -1810,7 +1949,7 @@ impl Ctx<'_, '_> {
                 };
                 let Some((port, nh)) = hop else {
                     self.counts.inc(Reason::DropNoRoute);
-                    return;
+                    return None;
                 };
                 if nh == dst {
                     // On-link host without a neighbour entry: ask for it, drop this one.
@@ -1825,11 +1964,11 @@ impl Ctx<'_, '_> {
                     {
                         self.counts.inc(Reason::EventsLost);
                     }
-                    return;
+                    return None;
                 }
                 match self.next_hop_mac(port, nh, &mut out.events) {
                     Some(m) => (port, m),
-                    None => return,
+                    None => return None,
                 }
             }
         };
@@ -1866,7 +2005,7 @@ impl Ctx<'_, '_> {
                 )
             {
                 self.counts.inc(Reason::DropTooBig);
-                return;
+                return None;
             }
             self.counts.inc(Reason::Fragmented);
             for (mut f, _) in frags {
@@ -1874,11 +2013,25 @@ impl Ctx<'_, '_> {
                 self.counts.inc(Reason::Decap);
                 self.send(port, f, out);
             }
-            return;
+            return None;
         }
         write_eth(pkt.data_mut(), mac, plan.ports[port].mac, ethertype);
         self.counts.inc(Reason::Decap);
         self.send(port, pkt, out);
+        Some((port, mac))
+    }
+
+    /// Remembers where [`Ctx::deliver`] sent a decapsulated IPv4 packet to `dst` in `iid`.
+    fn remember_host(&mut self, dst: u32, iid: u32, port: usize, mac: [u8; 6]) {
+        let mut eth = [0u8; ETH_LEN];
+        write_eth(&mut eth, mac, self.plan.ports[port].mac, ETHERTYPE_IPV4);
+        self.memo.hosts[HostV4::slot(dst, iid)] = HostV4 {
+            stamp: self.memo.stamp,
+            key: HostV4::key(dst, iid),
+            eth,
+            port: port as u16,
+            mtu: self.plan.ports[port].mtu,
+        };
     }
 }
 
