@@ -571,16 +571,16 @@ struct OuterV4 {
     /// The memo's stamp when it was made; an older one is stale ([`RlocMemo`]).
     stamp: u64,
     rloc: u32,
-    port: usize,
-    eth: [u8; ETH_LEN],
-    /// The largest inner packet that fits the port's MTU.
-    max_inner: usize,
     /// The outer IPv4 header checksum's constant part ([`outer_v4_sum`]).
     sum: u32,
+    port: u16,
+    /// The largest inner packet that fits the port's MTU.
+    max_inner: u16,
+    eth: [u8; ETH_LEN],
 }
 
 /// Slots of [`RlocMemo`] (a power of two): direct-mapped by RLOC.
-const MEMO_BITS: u32 = 8;
+const MEMO_BITS: u32 = 10;
 const MEMO_SLOTS: usize = 1 << MEMO_BITS;
 
 /// Where decapsulated IPv4 packets to one host of one instance go, worked out once by
@@ -1517,9 +1517,12 @@ impl Ctx<'_, '_> {
         *slot = OuterV4 {
             stamp,
             rloc,
-            port,
+            // Plan indices are below DPDK's port limit.
+            port: port as u16,
             eth,
-            max_inner: usize::from(self.plan.ports[port].mtu).saturating_sub(encap::OUTER_V4_LEN),
+            max_inner: self.plan.ports[port]
+                .mtu
+                .saturating_sub(encap::OUTER_V4_LEN as u16),
             sum: outer_v4_sum(src, rloc),
         };
         Some(at)
@@ -1580,10 +1583,10 @@ impl Ctx<'_, '_> {
             return Err(pkt);
         };
         let o = &self.memo.slots[at];
-        if ip_len > o.max_inner {
+        if ip_len > usize::from(o.max_inner) {
             return Err(pkt);
         }
-        let (port, sum) = (o.port, o.sum);
+        let (port, sum) = (usize::from(o.port), o.sum);
         let sport = encap::source_port(pkt.rss_hash().unwrap_or(flow_hash));
         let hl = encap::OUTER_V4_LEN;
         let Some(frame) = pkt.reframe(hl, ETH_LEN + hl + ip_len) else {
@@ -2083,28 +2086,28 @@ fn encap_v4(frame: &mut [u8], ip_len: usize, v6: bool, o: &Outer4) {
     // The header checksum from the values (reading the header back would stall on
     // store-to-load forwarding).
     let w0 = 0x4500 | u16::from(tos);
-    let w4 = u16::from(ttl) << 8 | 17;
     let sum = sum + u32::from(w0) + u32::from(total) + u32::from(id) + (u32::from(ttl) << 8);
     let c = !(crate::wire::checksum::fold(sum) as u16);
-    let h = &mut hdr[..20];
-    h[0..2].copy_from_slice(&w0.to_be_bytes());
-    h[2..4].copy_from_slice(&total.to_be_bytes());
-    h[4..6].copy_from_slice(&id.to_be_bytes());
-    h[6..8].copy_from_slice(&0x4000u16.to_be_bytes());
-    h[8..10].copy_from_slice(&w4.to_be_bytes());
-    h[10..12].copy_from_slice(&c.to_be_bytes());
-    h[12..16].copy_from_slice(&src.to_be_bytes());
-    h[16..20].copy_from_slice(&dst.to_be_bytes());
-    let u = &mut hdr[20..];
-    u[0..2].copy_from_slice(&sport.to_be_bytes());
-    u[2..4].copy_from_slice(&crate::wire::LISP_DATA_PORT.to_be_bytes());
-    u[4..6].copy_from_slice(&(total - 20).to_be_bytes());
-    u[6] = 0;
-    u[7] = 0;
-    // LISP data header: I bit, no nonce, the instance-ID and zero LSBs.
-    let w = (iid & 0x00ff_ffff) << 8;
-    u[8..12].copy_from_slice(&[0x08, 0, 0, 0]);
-    u[12..16].copy_from_slice(&w.to_be_bytes());
+    let ulen = total - 20;
+    // Five stores of whole words, each the bytes in wire order read as a little-endian
+    // integer (bytes 0..2 of the UDP checksum and 1..4 of the LISP header are zero).
+    let be16 = |v: u16| u64::from(v.swap_bytes());
+    let be32 = |v: u32| u64::from(v.swap_bytes());
+    let words = [
+        // version/IHL, TOS, total length, ID, flags (DF) and fragment offset
+        0x45 | u64::from(tos) << 8 | be16(total) << 16 | be16(id) << 32 | 0x40 << 48,
+        // TTL, protocol (UDP), checksum, source
+        u64::from(ttl) | 17 << 8 | be16(c) << 16 | be32(src) << 32,
+        // destination, UDP source and destination ports
+        be32(dst) | be16(sport) << 32 | be16(crate::wire::LISP_DATA_PORT) << 48,
+        // UDP length, UDP checksum (zero), LISP flags (I bit, no nonce)
+        be16(ulen) | 0x08 << 32,
+    ];
+    for (k, w) in words.iter().enumerate() {
+        hdr[k * 8..k * 8 + 8].copy_from_slice(&w.to_le_bytes());
+    }
+    // LISP instance-ID and zero locator-status-bits.
+    hdr[32..36].copy_from_slice(&((iid & 0x00ff_ffff) << 8).to_be_bytes());
 }
 
 /// Most fragments one packet is split into (a 9000-byte packet over a 576-byte path).
