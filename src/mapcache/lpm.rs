@@ -218,6 +218,17 @@ impl<K: Key> LpmShared<K> {
         while deeper {
             deeper = false;
             let end = start >= K::BITS;
+            if !end {
+                // This level's slots all start loading before the first is read.
+                for (k, o) in keys.iter().zip(out.iter()) {
+                    if is_group(*o) {
+                        self.groups.prefetch(
+                            (((*o & MAX_VALUE) as usize) << GROUP_SHIFT)
+                                | k.bits(start, GROUP_SHIFT),
+                        );
+                    }
+                }
+            }
             for (k, o) in keys.iter().zip(out.iter_mut()) {
                 if is_group(*o) {
                     let e = if end {

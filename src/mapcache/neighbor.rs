@@ -322,6 +322,14 @@ impl NeighborSnapshot<'_> {
         for (ips, out) in ips.chunks(64).zip(out.chunks_mut(64)) {
             let n = ips.len().min(out.len());
             lpm.lookup_batch(0, &ips[..n], &mut slots[..n]);
+            // Every value starts loading before the first is read (misses in a large table).
+            if n > 1 {
+                for e in &slots[..n] {
+                    if let Some(id) = leaf_value(*e) {
+                        self.shared.values.prefetch(id as usize);
+                    }
+                }
+            }
             for (o, e) in out.iter_mut().zip(&slots[..n]) {
                 *o = leaf_value(*e).and_then(|id| {
                     let w = self.shared.values.get(id as usize)?.load(Ordering::Acquire);
