@@ -146,6 +146,9 @@ struct Fast {
     /// The first RLOC port with a gateway of each family.
     gw_v4: Option<(usize, IpAddr)>,
     gw_v6: Option<(usize, IpAddr)>,
+    /// The instance-IDs of the EID ports, each once: LISP data of another instance is not
+    /// delivered.
+    eid_iids: Vec<u32>,
 }
 
 impl Fast {
@@ -162,6 +165,7 @@ impl Fast {
             onlink_v6: Vec::new(),
             gw_v4: None,
             gw_v6: None,
+            eid_iids: Vec::new(),
         };
         for r in &plan.rlocs {
             match r {
@@ -195,6 +199,9 @@ impl Fast {
                         }
                     }
                 }
+            }
+            if p.role == PortRole::Eid && !f.eid_iids.contains(&p.iid) {
+                f.eid_iids.push(p.iid);
             }
             if p.role == PortRole::Rloc {
                 match p.gateway {
@@ -914,7 +921,7 @@ impl<B: PacketBuf> Pipeline<B> {
             // LISP data to one of our RLOCs is recognised without the full classification,
             // and the common case (IPv4 in IPv4, no locator-status-bits) stripped here too.
             let class = if lean_dec && lean_decap_v4(pkt.data(), mac, &self.fast.rloc_v4) {
-                match lean_strip(plan, pkt) {
+                match lean_strip(&self.fast.eid_iids, pkt) {
                     Ok((p, dst, iid)) => {
                         let k = lean_dec_pkts.len();
                         lean_dec_dst[k] = dst;
@@ -1875,7 +1882,7 @@ fn decap_strip<B: PacketBuf>(plan: &Plan, mut pkt: B, counts: &mut Counts) -> Op
 /// (and counts) what it does with any frame: `decapsulate_v4` may have set the inner TTL and
 /// ECN already, as it would again (its changes are idempotent).
 #[inline(always)]
-fn lean_strip<B: PacketBuf>(plan: &Plan, mut pkt: B) -> Result<(B, u32, u32), B> {
+fn lean_strip<B: PacketBuf>(eid_iids: &[u32], mut pkt: B) -> Result<(B, u32, u32), B> {
     let frame = &mut pkt.data_mut()[ETH_LEN..];
     let Some(d) = encap::decapsulate_v4(frame) else {
         return Err(pkt);
@@ -1883,14 +1890,7 @@ fn lean_strip<B: PacketBuf>(plan: &Plan, mut pkt: B) -> Result<(B, u32, u32), B>
     // decapsulate_v4 checked the inner header: at least 20 bytes.
     let inner = &frame[d.inner_offset..];
     let iid = d.iid.unwrap_or(0);
-    if d.lsb.is_some()
-        || inner.len() < 20
-        || inner[8] == 0
-        || !plan
-            .ports
-            .iter()
-            .any(|p| p.role == PortRole::Eid && p.iid == iid)
-    {
+    if d.lsb.is_some() || inner.len() < 20 || inner[8] == 0 || !eid_iids.contains(&iid) {
         return Err(pkt);
     }
     let dst = u32::from_be_bytes([inner[16], inner[17], inner[18], inner[19]]);
