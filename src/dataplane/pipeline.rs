@@ -898,6 +898,7 @@ impl<B: PacketBuf> Pipeline<B> {
         let mac = mac_word(view.mac);
         let (local, bloom) = (&self.fast.local_v4[..], self.fast.local_v4_bloom);
         let lean_dec = self.lean && (plan.functions.etr || plan.functions.petr);
+        let lean_table = if lean { cache.v4_table(iid) } else { None };
         let mut lean_pkts: ArrayVec<B, MAX_BURST> = ArrayVec::new();
         let mut lean_dec_pkts: ArrayVec<B, MAX_BURST> = ArrayVec::new();
         for mut pkt in pkts.drain(..) {
@@ -906,6 +907,9 @@ impl<B: PacketBuf> Pipeline<B> {
                 if let Some((dst, hash)) =
                     lean_v4(pkt.data(), mac, local, bloom, pkt.rx_ip_checksum())
                 {
+                    if let Some(t) = lean_table {
+                        cache.prefetch_v4(t, dst);
+                    }
                     let k = lean_pkts.len();
                     lean_dst[k] = dst;
                     lean_hash[k] = hash;

@@ -1003,6 +1003,21 @@ impl Snapshot<'_> {
         }
     }
 
+    /// The table of instance `iid`'s IPv4 EIDs, for [`Snapshot::prefetch_v4`]; `None` when
+    /// the instance has no mappings.
+    #[inline]
+    pub fn v4_table(&self, iid: u32) -> Option<usize> {
+        self.shared.root_of(iid)
+    }
+
+    /// Starts loading the first level of a lookup of `eid` in `table` (from
+    /// [`Snapshot::v4_table`]): a packet's destination is known well before its burst is
+    /// resolved, and in a large cache that first load is a miss. A hint: changes nothing.
+    #[inline(always)]
+    pub fn prefetch_v4(&self, table: usize, eid: u32) {
+        self.shared.v4.prefetch_root(table, eid);
+    }
+
     /// The full form of a packed result.
     pub fn unpack(&self, p: Packed) -> Resolution {
         match p.kind() {

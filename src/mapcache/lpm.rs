@@ -158,6 +158,13 @@ impl<K: Key> LpmShared<K> {
         }
     }
 
+    /// Starts loading `key`'s root slot in table `root`, for a lookup a little later.
+    #[inline(always)]
+    pub(crate) fn prefetch_root(&self, root: usize, key: K) {
+        self.roots
+            .prefetch((root << self.root_bits) | key.top(K::BITS - self.root_bits));
+    }
+
     /// Root-first: one pass prefetches every root slot of the burst, so all the burst's root
     /// misses are in flight at once (more than the out-of-order window would keep), then the
     /// loop loads them. Keys whose root slot is a group (host routes: /32 EIDs of moved VMs,
