@@ -1199,19 +1199,100 @@ fn next_hops_of_decapsulated_packets_follow_the_neighbour_table() {
     assert_eq!(etr.p.counts().get(Reason::Decap), 3 * 8 + 4 + 8);
 }
 
+/// Hosts whose next hops share a slot of the decapsulation memo, in one burst: each packet
+/// still reaches its own host. 10.2.0.5 and 10.2.2.103 share a slot in instance 7 (checked
+/// below against a copy of the memo's hash); 56 other hosts, each with its own MAC, add more
+/// pairs by chance.
+#[test]
+fn hosts_sharing_a_memo_slot_each_get_their_own_next_hop() {
+    let host_slot = |dst: Ipv4Addr, iid: u32| {
+        (u32::from(dst)
+            .wrapping_add(iid.wrapping_mul(0x0100_0193))
+            .wrapping_mul(0x9E37_79B1)
+            >> 22) as usize
+    };
+    let (a, b) = (Ipv4Addr::new(10, 2, 0, 5), Ipv4Addr::new(10, 2, 2, 103));
+    assert_eq!(
+        host_slot(a, IID),
+        host_slot(b, IID),
+        "a copy of HostV4::slot"
+    );
+    let mut hosts = vec![a, b];
+    hosts.extend((0..56u8).map(|i| Ipv4Addr::new(10, 2, 1, 10 + i)));
+    let mac_of = |h: Ipv4Addr| {
+        let o = h.octets();
+        [0x02, 0, 0, o[1], o[2], o[3]]
+    };
+    let mut etr = peer_etr(mac_of(a), |_| {});
+    for h in &hosts {
+        etr.neigh
+            .insert(
+                IpAddr::V4(*h),
+                Neighbor {
+                    mac: mac_of(*h),
+                    port: 0,
+                },
+            )
+            .unwrap();
+    }
+    let frame = |h: Ipv4Addr| {
+        encapsulated(&ipv4_udp(
+            Ipv4Addr::new(10, 1, 1, 10),
+            h,
+            5555,
+            80,
+            64,
+            0,
+            false,
+            100,
+        ))
+    };
+    let check = |out: &[Vec<u8>], want: &[Ipv4Addr], round: usize| {
+        assert_eq!(out.len(), want.len(), "round {round}");
+        for (f, h) in out.iter().zip(want) {
+            assert_eq!(&f[14 + 16..14 + 20], &h.octets(), "round {round}: order");
+            assert_eq!(&f[0..6], &mac_of(*h), "round {round}: next hop of {h}");
+        }
+    };
+    // b alone, then a before b: a misses while b's packet was found in the memo.
+    etr.run(RLOC, &[frame(b)], 0);
+    check(&etr.tx(EID), &[b], 0);
+    for round in 1..4 {
+        etr.run(RLOC, &[frame(a), frame(b)], round as u64);
+        check(&etr.tx(EID), &[a, b], round);
+    }
+    let burst: Vec<Vec<u8>> = hosts.iter().map(|h| frame(*h)).collect();
+    for round in 4..8 {
+        etr.run(RLOC, &burst, round as u64);
+        check(&etr.tx(EID), &hosts, round);
+    }
+}
+
 /// A burst to many RLOCs (more than share a memo slot without collisions), half on the RLOC
 /// subnet with their own MACs, half behind the gateway: every packet leaves with its own RLOC
 /// and the right next-hop MAC; a MAC changed between bursts is used from the next burst on.
 #[test]
 fn outer_headers_per_rloc_survive_collisions_and_neighbour_changes() {
     let mut r = rig(plan(OUR_RLOC, "10.1.1.5/24", MissPolicy::Drop));
+    // Four pairs of these share a slot of the 1024-slot memo (checked below against a copy of
+    // its hash).
     let rloc_of = |i: u8| {
+        let host = 15u8.wrapping_add(i.wrapping_mul(7));
         if i % 2 == 0 {
-            Ipv4Addr::new(192, 0, 2, 10 + i) // on-link
+            Ipv4Addr::new(192, 0, 2, host) // on-link
         } else {
-            Ipv4Addr::new(198, 51, 100, i) // via the gateway
+            Ipv4Addr::new(198, 51, 100, host) // via the gateway
         }
     };
+    let mut slots: Vec<u32> = (0..64u8)
+        .map(|i| u32::from(rloc_of(i)).wrapping_mul(0x9E37_79B1) >> 22)
+        .collect();
+    slots.sort_unstable();
+    slots.dedup();
+    assert!(
+        slots.len() < 64,
+        "RLOCs sharing memo slots (a copy of RlocMemo::slot)"
+    );
     let mac_of = |i: u8| [0x02, 0, 0, 0, 0xaa, i];
     for i in 0..64u8 {
         r.map(&format!("10.2.{i}.0/24"), &[peer(rloc_of(i))]);

@@ -567,7 +567,8 @@ struct State<B> {
     hold: Vec<Held<B>>,
     next_hold_check: u64,
     counts: Counts,
-    /// Outer headers per IPv4 RLOC, valid for one burst (see [`RlocMemo`]).
+    /// Outer headers per IPv4 RLOC and next hops per decapsulated host, kept across bursts
+    /// while the neighbour table and the plan stay as they were (see [`RlocMemo`]).
     memo: RlocMemo,
 }
 
@@ -623,6 +624,7 @@ const HOST_MEMO_BITS: u32 = 10;
 const HOST_MEMO_SLOTS: usize = 1 << HOST_MEMO_BITS;
 /// No host memo slot: the packet's neighbour is looked up.
 const NO_SLOT: u16 = u16::MAX;
+const _: () = assert!(HOST_MEMO_SLOTS < NO_SLOT as usize);
 /// Bursts the host memo is set aside for when it does not pay.
 const HOST_MEMO_REST: u32 = 64;
 /// Bursts it is kept after a rest (or a new plan or neighbour), however few packets hit: the
@@ -642,8 +644,8 @@ struct RlocMemo {
     hosts: Box<[HostV4; HOST_MEMO_SLOTS]>,
     /// Bursts left before the host memo is consulted again: 0 while it is in use. Traffic
     /// to more hosts than it holds gains nothing from it and pays its misses, so a burst
-    /// where fewer than a quarter of the packets hit sets it aside for [`HOST_MEMO_REST`]
-    /// bursts.
+    /// where fewer than a quarter of the packets hit sets it aside for the next
+    /// [`HOST_MEMO_REST`] bursts with lean decapsulated packets.
     hosts_rest: u32,
     /// Bursts the host memo is kept whatever its hits: after a rest it has to fill first.
     hosts_grace: u32,
@@ -670,7 +672,6 @@ impl RlocMemo {
         self.hosts_rest -= 1;
         if self.hosts_rest == 0 {
             self.hosts_grace = HOST_MEMO_GRACE;
-            return true;
         }
         false
     }
@@ -1010,6 +1011,9 @@ impl<B: PacketBuf> Pipeline<B> {
             }
             let mut ctx = self.st.ctx(&neighbors, &mut gw, now_ms);
             let (mut looked_up, mut decaps) = (0, 0);
+            // What the misses teach the memo is written after the loop: a slot the first pass
+            // found for one host must not be taken over by another before its packets leave.
+            let mut learned: ArrayVec<(u32, u32, usize, [u8; 6]), MAX_BURST> = ArrayVec::new();
             for (i, mut pkt) in lean_dec_pkts.drain(..).enumerate() {
                 let (dst, iid) = (lean_dec_dst[i], lean_dec_iid[i]);
                 if use_memo && lean_dec_at[i] != NO_SLOT {
@@ -1029,8 +1033,11 @@ impl<B: PacketBuf> Pipeline<B> {
                 let sent = ctx.deliver(d, n4[looked_up], out);
                 looked_up += 1;
                 if let (true, Some((port, mac))) = (use_memo, sent) {
-                    ctx.remember_host(dst, iid, port, mac);
+                    learned.push((dst, iid, port, mac));
                 }
+            }
+            for (dst, iid, port, mac) in learned {
+                ctx.remember_host(dst, iid, port, mac);
             }
             ctx.counts.add(Reason::Decap, decaps);
         }
