@@ -230,17 +230,8 @@ impl Mbuf {
     /// parsed). Never faults, changes nothing visible; a no-op off x86-64.
     #[inline(always)]
     pub fn prefetch_data(&self) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let m = self.raw();
-            let p = (m.buf_addr as *const u8).wrapping_add(usize::from(m.data_off));
-            // SAFETY: PREFETCHT0 is a hint with no architectural effect and never faults.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    p.cast::<i8>(),
-                )
-            };
-        }
+        let m = self.raw();
+        super::prefetch((m.buf_addr as *const u8).wrapping_add(usize::from(m.data_off)));
     }
 
     /// A new, empty mbuf from the pool this one came from (fragments of this packet), or

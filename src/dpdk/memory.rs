@@ -107,23 +107,10 @@ impl<T: ZeroableAtomic> AtomicTable<T> {
     }
 
     /// Hints the CPU to start loading slot `i modulo len` into the cache (a lookup about to
-    /// read it). Never faults and changes nothing visible; a no-op where the architecture
-    /// has no stable prefetch instruction.
+    /// read it). See [`prefetch`].
     #[inline(always)]
     pub fn prefetch(&self, i: usize) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let p = self.ptr.as_ptr().wrapping_add(i & self.mask);
-            // SAFETY: PREFETCHT0 is a hint: it never faults, even on an unmapped address, and
-            // has no architectural effect; the address is in the mapping anyway (`i & mask`).
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    p.cast::<i8>(),
-                )
-            };
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = i;
+        prefetch(self.ptr.as_ptr().wrapping_add(i & self.mask));
     }
 
     /// Bytes reserved (virtual; committed lazily).
@@ -163,4 +150,19 @@ impl<T: ZeroableAtomic> std::fmt::Debug for AtomicTable<T> {
             .field("hugepages", &self.huge)
             .finish()
     }
+}
+
+/// Hints the CPU to start loading the cache line at `p` (something about to be read). Never
+/// faults, even on an unmapped address, and changes nothing visible; a no-op where the
+/// architecture has no stable prefetch instruction.
+#[inline(always)]
+pub fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 is a hint with no architectural effect; it never faults and never
+    // dereferences `p` as far as the program can tell.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }

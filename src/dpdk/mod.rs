@@ -25,7 +25,7 @@ pub use error::DpdkError;
 pub use lcore::{launch, LcoreJoin, StopFlag};
 pub use lpm::{Lpm4, Lpm6};
 pub use mbuf::Mbuf;
-pub use memory::{AtomicTable, ZeroableAtomic};
+pub use memory::{prefetch, AtomicTable, ZeroableAtomic};
 pub use mempool::{Mempool, MempoolConfig};
 pub use port::{
     format_mac, LinkStatus, OffloadCaps, Port, PortConfig, PortInfo, PortStats, RxQueue, TxOutcome,

@@ -33,20 +33,12 @@ impl<T: Default> Chunked<T> {
     }
 
     /// Hints the CPU to start loading element `i` (a lookup about to read it), if its chunk
-    /// exists. Never faults and changes nothing visible.
+    /// exists. Changes nothing visible.
     #[inline(always)]
     pub(crate) fn prefetch(&self, i: usize) {
-        #[cfg(target_arch = "x86_64")]
         if let Some(e) = self.get(i) {
-            // SAFETY: PREFETCHT0 is a hint with no architectural effect; `e` is a live element.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                    (e as *const T).cast::<i8>(),
-                )
-            };
+            crate::dpdk::prefetch(e);
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = i;
     }
 
     /// Element `i`, allocating its chunk (zeroed) first. Writer only. `None` past capacity.
